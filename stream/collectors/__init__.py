@@ -1,0 +1,1 @@
+"""Websocket collectors: one module per venue, listed in `stream.collectors.registry`."""

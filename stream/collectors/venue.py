@@ -1,0 +1,106 @@
+"""What every venue module provides: the contract between venue files and the shells.
+
+A venue module (one file per exchange under `stream.collectors`) is pure data and pure
+functions: URLs, subscribe messages, the frame parser, instrument rules, and how its server
+behaves (acks, heartbeats, compression) so that the fake exchange can speak the same protocol.
+The websocket loop (`stream.collectors.connection`) and the fake server
+(`stream.fake_exchange`) are generic and only call what is declared here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """Contract rules of one symbol.
+
+    `contract_size`: linear: quoted units of the base per contract (OKX BTC-USDT-SWAP 0.01,
+    Binance USD-M 1); inverse: USD per contract (Binance COIN-M BTC 100, BitMEX XBTUSD 1).
+    `coin` is canonical (see `stream.symbols.canonical_coin`); `units` is how many coins one
+    quoted unit holds (1000 for `1000PEPEUSDT`).
+    """
+
+    symbol: str
+    coin: str
+    quote: str
+    contract_type: str  # "linear" | "inverse"
+    contract_size: float = 1.0
+    units: int = 1
+
+
+Instruments = Mapping[str, Instrument]
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What one frame yields: zero or more events and zero or more rejects.
+
+    A reject keeps the offending item's text in `Rejected.detail`. The reason
+    `unknown_symbol` makes the shell refresh instruments once and parse the frame again.
+    """
+
+    events: list[LiquidationEvent] = field(default_factory=list)
+    rejects: list[Rejected] = field(default_factory=list)
+
+
+UNKNOWN_SYMBOL = "unknown_symbol"
+
+# parse(frame_text, instruments, received_ts_ms) -> Parsed. Never raises.
+Parser = Callable[[str, Instruments, int], Parsed]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One websocket feed of a venue (a venue may have several: USD-M and COIN-M).
+
+    Client side:
+      url: the production endpoint (path included); collectors accept an override.
+      subscribe(symbols): the text messages to send after connecting. `symbols` is the
+        instrument list when `needs_symbols`, else empty. Batching limits live here.
+      parse: frame text -> Parsed (see `Parser`).
+      decode(message): wire message -> text (gzip for HTX); identity by default.
+      answer(text): the reply the venue demands for a server heartbeat in `text`
+        (HTX ping, Deribit test_request), or None.
+      ping_text / ping_interval_s: an application-level ping the client must send.
+      max_connection_age_s: reconnect before the venue cuts the connection (Binance 24 h).
+      idle_timeout_s: no message for this long means the connection is dead.
+    Server side (what the fake exchange imitates):
+      fake_reply(text): the server's answers to a client message (acks, pongs).
+      fake_heartbeat(): a server heartbeat that the client must answer, or None.
+      encode(text): text -> wire message (gzip for HTX); identity by default.
+      render(instrument, side, price, coins, ts_ms, seq): one frame in the venue's wire
+        format (before `encode`) that carries exactly one liquidation of `coins` coins of
+        the canonical coin at `price` USD per coin, position `side`; `seq` makes ids unique.
+        The fake exchange uses it for generated feeds; parse(render(...)) must give it back.
+    Instruments:
+      instruments_url: public REST endpoint with contract rules, or None.
+      instruments_from_rest(payload): decoded JSON -> {symbol: Instrument}.
+    """
+
+    name: str  # "binance-usdm"
+    exchange: str  # "binance"
+    url: str
+    subscribe: Callable[[Sequence[str]], list[str]]
+    parse: Parser
+    needs_symbols: bool = False
+    decode: Callable[[str | bytes], str] = lambda message: (
+        message if isinstance(message, str) else message.decode()
+    )
+    answer: Callable[[str], str | None] = lambda text: None
+    ping_text: str | None = None
+    ping_interval_s: float = 20.0
+    max_connection_age_s: float | None = None
+    idle_timeout_s: float = 300.0
+    fake_reply: Callable[[str], list[str]] = lambda text: []
+    fake_heartbeat: Callable[[], str | None] = lambda: None
+    encode: Callable[[str], str | bytes] = lambda text: text
+    instruments_url: str | None = None
+    instruments_from_rest: Callable[[object], dict[str, Instrument]] | None = None
+    render: Callable[[Instrument, str, float, float, int, int], str] | None = None
+    notes: str = ""

@@ -1,0 +1,165 @@
+"""Configuration from `LIQSTREAM_*` environment variables (pydantic-settings).
+
+Every setting has a default that works on one machine; invalid values fail at start with a
+`ConfigError` naming the variable. Secrets are `SecretStr`, so they never reach logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream.errors import ConfigError
+
+ENV_PREFIX = "LIQSTREAM_"
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """`"90s"` -> 90000, `"5m"` -> 300000, `"24h"`, `"2d"`, `"250ms"`; raises ValueError."""
+    text = text.strip()
+    for unit in sorted(_DURATION_UNITS_MS, key=len, reverse=True):
+        number = text.removesuffix(unit)
+        if number != text and number.isdigit():
+            value = int(number) * _DURATION_UNITS_MS[unit]
+            if value <= 0:
+                break
+            return value
+    raise ValueError(f"{text!r} is not a duration like 90s, 5m, 1h or 2d")
+
+
+class Settings(BaseSettings):
+    """Everything configurable; see the table in README.md (kept in sync by a test)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Kafka connection
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port"
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism for SASL_* protocols"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle for TLS (SSL, SASL_SSL)")
+
+    # Topics
+    topic_prefix: str = Field("", description="prefix for every topic name, for shared clusters")
+    topic_partitions: int = Field(3, ge=1, description="partitions of newly created topics")
+    topic_replication: int = Field(1, ge=1, description="replication factor of new topics")
+    raw_retention: str = Field("3d", description="retention of liquidations.raw")
+
+    # Aggregation
+    resolution: str = Field("60s", description="bucket size of the rolling totals")
+    windows: str = Field("5m,15m,1h,4h,12h,24h", description="rolling windows, comma-separated")
+    totals_min_interval: str = Field(
+        "1s", description="at most one totals record per key per this interval"
+    )
+    rules_file: Path | None = Field(None, description="threshold rules YAML file")
+    data_dir: Path = Field(Path("data"), description="local state (RocksDB, instrument cache)")
+
+    # Serving
+    web_host: str = Field("127.0.0.1", description="HTTP API / dashboard bind address")
+    web_port: int = Field(6066, ge=0, le=65535, description="HTTP API / dashboard port")
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="collector Prometheus metrics port (0 = off)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_hosts(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @field_validator("raw_retention", "resolution", "totals_min_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration_ms(value)
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError("at least one window is needed")
+        for name in names:
+            parse_duration_ms(name)
+        return ",".join(names)
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("only letters, digits, '.', '_' and '-' are allowed in topic names")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        resolution_ms = self.resolution_ms
+        for name, window_ms in self.windows_ms.items():
+            if window_ms % resolution_ms:
+                raise ValueError(
+                    f"window {name} is not a multiple of LIQSTREAM_RESOLUTION={self.resolution}"
+                )
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
+                protocol = self.kafka_security_protocol
+                raise ValueError(
+                    "LIQSTREAM_KAFKA_SASL_MECHANISM and LIQSTREAM_KAFKA_SASL_USERNAME are "
+                    f"required with LIQSTREAM_KAFKA_SECURITY_PROTOCOL={protocol}"
+                )
+            if self.kafka_sasl_password is None:
+                raise ValueError("LIQSTREAM_KAFKA_SASL_PASSWORD is required with SASL")
+        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
+            raise ValueError(f"LIQSTREAM_KAFKA_SSL_CAFILE={self.kafka_ssl_cafile} is not a file")
+        return self
+
+    @property
+    def resolution_ms(self) -> int:
+        return parse_duration_ms(self.resolution)
+
+    @property
+    def windows_ms(self) -> dict[str, int]:
+        return {name: parse_duration_ms(name) for name in self.windows.split(",")}
+
+    @property
+    def raw_retention_ms(self) -> int:
+        return parse_duration_ms(self.raw_retention)
+
+    @property
+    def totals_min_interval_ms(self) -> int:
+        return parse_duration_ms(self.totals_min_interval)
+
+
+def env_name(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"] if isinstance(part, str)]
+            variable = env_name(location[0]) if location else "configuration"
+            value = error.get("input")
+            shown = "" if location and "password" in location[0] else f" (got {value!r})"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{variable}: {message}{shown}" if location else message)
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
