@@ -143,6 +143,7 @@ class LocalKafka:
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        self.controller_port = free_port(host)
         self.heap = heap
         self.cache = cache or cache_dir()
         self._temporary = data_dir is None
@@ -179,7 +180,11 @@ class LocalKafka:
             return  # already formatted: keep the data of an earlier run
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = self._java(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)
+            # `=` form: a base64 id may start with "-" and would read as an option otherwise
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            f"--config={properties}",
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -191,10 +196,9 @@ class LocalKafka:
         """Format storage if needed, start the broker, wait until it serves; return bootstrap."""
         fetch_jars(self.cache)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        controller_port = free_port(self.host)
         properties = self.data_dir / "server.properties"
         properties.write_text(
-            broker_properties(self.data_dir, self.host, self.port, controller_port)
+            broker_properties(self.data_dir, self.host, self.port, self.controller_port)
         )
         self._format(properties)
         log_file = self.log_path.open("ab")

@@ -1,0 +1,120 @@
+"""From a received frame to Kafka records: raw copy, normalized events, dead letters.
+
+The venue parser is pure; this module adds what needs state: de-duplication by id, one
+instrument refresh when a symbol is unknown, metrics, and the record shapes of design.md 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from stream.collectors.dedup import RecentIds
+from stream.collectors.instruments import InstrumentBook
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.publisher import Publisher
+from stream.collectors.venue import UNKNOWN_SYMBOL, Feed, Parsed
+from stream.errors import Rejected
+from stream.kafka import Topics
+from stream.schema import LiquidationEvent
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def deadletter_record(source: str, reason: str, payload: str, ts_ms: int) -> bytes:
+    return orjson.dumps({"source": source, "reason": reason, "payload": payload, "ts": ts_ms})
+
+
+def status_record(feed: Feed, state: str, ts_ms: int, **details: Any) -> bytes:
+    return orjson.dumps(
+        {"exchange": feed.exchange, "feed": feed.name, "state": state, "ts": ts_ms, **details}
+    )
+
+
+class FeedPipeline:
+    """Everything that happens to one feed's frames after the websocket hands them over."""
+
+    def __init__(
+        self,
+        feed: Feed,
+        book: InstrumentBook,
+        publisher: Publisher,
+        topics: Topics,
+        metrics: CollectorMetrics,
+        *,
+        recent_ids: RecentIds | None = None,
+    ) -> None:
+        self.feed = feed
+        self.book = book
+        self.publisher = publisher
+        self.topics = topics
+        self.metrics = metrics
+        self.recent_ids = recent_ids or RecentIds()
+
+    async def on_frame(self, text: str, received_ts: int) -> list[LiquidationEvent]:
+        """Publish the raw frame, its new events and its rejects; return the new events."""
+        feed = self.feed
+        self.metrics.frames.labels(feed.name).inc()
+        self.publisher.submit(
+            self.topics.raw,
+            feed.exchange,
+            orjson.dumps(
+                {
+                    "exchange": feed.exchange,
+                    "feed": feed.name,
+                    "received_ts": received_ts,
+                    "frame": text,
+                }
+            ),
+        )
+        parsed = feed.parse(text, self.book, received_ts)
+        if any(r.reason == UNKNOWN_SYMBOL for r in parsed.rejects) and await self.book.refresh():
+            parsed = feed.parse(text, self.book, received_ts)
+        return self.publish_parsed(parsed)
+
+    def publish_parsed(self, parsed: Parsed) -> list[LiquidationEvent]:
+        feed = self.feed
+        fresh = []
+        for event in parsed.events:
+            if not self.recent_ids.add(event.id):
+                self.metrics.duplicates.labels(feed.name).inc()
+                continue
+            fresh.append(event)
+            self.publisher.submit(
+                self.topics.liquidations, f"{event.exchange}:{event.symbol}", event.to_json()
+            )
+        if fresh:
+            self.metrics.events.labels(feed.name).inc(len(fresh))
+            self.metrics.saw_event(feed.name)
+        for rejected in parsed.rejects:
+            self.dead_letter(rejected)
+        return fresh
+
+    def dead_letter(self, rejected: Rejected) -> None:
+        self.metrics.rejects.labels(self.feed.name, rejected.reason).inc()
+        log.warning(
+            "rejected %s from %s: %s",
+            rejected.reason,
+            self.feed.name,
+            rejected.detail[:500],
+            extra={"feed": self.feed.name, "reason": rejected.reason},
+        )
+        self.publisher.submit(
+            self.topics.deadletter,
+            self.feed.name,
+            deadletter_record(self.feed.name, rejected.reason, rejected.detail, now_ms()),
+        )
+
+    def status(self, state: str, **details: Any) -> None:
+        self.publisher.submit(
+            self.topics.status,
+            self.feed.exchange,
+            status_record(self.feed, state, now_ms(), **details),
+        )
