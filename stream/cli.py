@@ -93,6 +93,123 @@ def topics() -> None:
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
+def _feeds(names: tuple[str, ...]) -> list:
+    from stream.collectors.registry import resolve_feeds
+
+    try:
+        return resolve_feeds(names)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="--exchange") from None
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not url:
+            raise click.BadParameter(f"{value!r} is not FEED=URL", param_hint=option)
+        pairs[name] = url
+    return pairs
+
+
+@main.command()
+@click.option(
+    "--exchange",
+    "name",
+    required=True,
+    help="Exchange id (its first feed, e.g. binance = USD-M) or feed name (binance-coinm).",
+)
+@click.option("--received-ts", type=int, default=None, help="Receive time to stamp (ms).")
+def normalize(name: str, received_ts: int | None) -> None:
+    """Frames on stdin (one per line, decompressed) to normalized events on stdout.
+
+    Rejects go to stderr as JSON lines with their reason.
+    """
+    from stream.commands import normalize_lines
+
+    feed = _feeds((name,))[0]
+    normalize_lines(feed, sys.stdin, sys.stdout, sys.stderr, received_ts=received_ts)
+
+
+@main.command()
+@click.option("--exchange", "names", multiple=True, help="Exchange id or feed name; repeatable.")
+@click.option("--url", "urls", multiple=True, help="FEED=URL websocket override; repeatable.")
+@click.option(
+    "--instruments-url", "instrument_urls", multiple=True, help="FEED=URL REST override."
+)
+@click.option("--offline", is_flag=True, help="Never fetch instruments (bundled/cached only).")
+def collect(
+    names: tuple[str, ...], urls: tuple[str, ...], instrument_urls: tuple[str, ...], offline: bool
+) -> None:
+    """Run the collectors (all exchanges, or --exchange) into Kafka until Ctrl-C."""
+    from stream.collectors.service import run_collect
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    feeds = _feeds(names)
+    asyncio.run(
+        run_collect(
+            settings,
+            feeds,
+            _pairs(urls, "--url"),
+            _pairs(instrument_urls, "--instruments-url"),
+            refresh_instruments=not offline,
+        )
+    )
+
+
+@main.command("fake-exchange")
+@click.option("--exchange", "name", required=True, help="Exchange id or feed name.")
+@click.option(
+    "--frames",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON lines file: one frame per line (decompressed text). Default: generated frames.",
+)
+@click.option("--port", type=int, default=0, help="0 picks a free port.")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds per frame.")
+@click.option("--drop-after", type=int, multiple=True, help="Drop the connection after N frames.")
+@click.option("--stall", type=float, default=0.0, help="Refuse connections this long after a drop.")
+def fake_exchange(
+    name: str,
+    frames: Path | None,
+    port: int,
+    interval: float,
+    drop_after: tuple[int, ...],
+    stall: float,
+) -> None:
+    """Serve recorded or generated frames in an exchange's own protocol on localhost."""
+    from stream.fake_exchange import FakeExchange, Script, generated_frames
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    feed = _feeds((name,))[0]
+    source = (
+        (line.rstrip("\n") for line in frames.open() if line.strip())
+        if frames
+        else generated_frames(feed)
+    )
+    fake = FakeExchange(
+        feed,
+        source,
+        port=port,
+        interval_s=interval,
+        script=Script(drop_after=list(drop_after), stall_s=stall),
+    )
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        url = await fake.start()
+        click.echo(f"fake {feed.name} serving on {url}", err=False)
+        await stop.wait()
+        await fake.stop()
+
+    asyncio.run(serve())
+
+
 @main.command()
 @click.option("--port", type=int, default=9092, show_default=True, help="Local broker port.")
 def dev(port: int) -> None:

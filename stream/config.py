@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     totals_min_interval: str = Field(
         "1s", description="at most one totals record per key per this interval"
     )
+    worker_id: str = Field(
+        "liqstream", description="Faust app id: consumer group and changelog topic names"
+    )
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="worker table store (memory: rebuilt from changelogs at start)"
+    )
     rules_file: Path | None = Field(None, description="threshold rules YAML file")
     data_dir: Path = Field(Path("data"), description="local state (RocksDB, instrument cache)")
 

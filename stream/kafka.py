@@ -23,6 +23,7 @@ class Topics:
     breaches: str
     deadletter: str
     status: str
+    batches: str  # internal to the worker: validated, de-duplicated events in batches
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -33,6 +34,7 @@ class Topics:
             breaches=f"{prefix}liquidations.breaches",
             deadletter=f"{prefix}liquidations.deadletter",
             status=f"{prefix}collectors.status",
+            batches=f"{prefix}liquidations.batches",
         )
 
     def all(self) -> tuple[str, ...]:

@@ -27,6 +27,10 @@ def topic_configs(settings: Settings, topics: Topics) -> dict[str, dict[str, str
         "segment.ms": "3600000",
     }
     configs[topics.raw] = {"retention.ms": str(settings.raw_retention_ms)}
+    # Read back on (re)assignment to rebuild de-duplication, so keep at least the longest
+    # window (plus margin) and no more than needed.
+    longest_ms = max(settings.windows_ms.values())
+    configs[topics.batches] = {"retention.ms": str(longest_ms + 3_600_000)}
     return configs
 
 
@@ -40,7 +44,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
         wanted = [
             NewTopic(
                 name=name,
-                num_partitions=settings.topic_partitions,
+                # The worker's aggregation stage is global (every scope, including "all"), so
+                # its input has one partition; see docs/benchmarks.md.
+                num_partitions=1 if name == topics.batches else settings.topic_partitions,
                 replication_factor=settings.topic_replication,
                 topic_configs=config,
             )

@@ -1,0 +1,1 @@
+"""The Faust worker: aggregation (rolling totals), threshold rules, HTTP API."""

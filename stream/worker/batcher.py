@@ -1,0 +1,236 @@
+"""Stage one of the worker: `liquidations` -> `liquidations.batches`, validated and de-duplicated.
+
+Why a separate stage: a Faust agent pays a fixed cost per Kafka record (its consumer thread
+hands records over one at a time), which caps it at a few thousand records per second, while a
+raw aiokafka `getmany` loop reads hundreds of thousands. So this stage reads `liquidations` with
+aiokafka and forwards frame-sized batches (one record carrying up to `batch_events` events) to
+an internal topic; the Faust agent then pays its per-record cost once per batch.
+`liquidations` itself stays one event per record for every other consumer.
+
+Exactness:
+- At-least-once forwarding: a batch is acknowledged by Kafka (acks=all, idempotent producer)
+  before the input offsets are committed. A crash in between forwards those events again, and
+  the duplicates are dropped because...
+- ...de-duplication by event id is rebuilt from the batches topic itself: on (re)assignment
+  the ids of every event already forwarded within the longest window are read back, so an
+  event forwarded before a crash, or delivered twice by a producer, is never forwarded twice.
+  Duplicates of one event share a key (`exchange:symbol`), hence an input partition, hence
+  this stage's owner; ids live in per-bucket sets that expire with the window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
+
+from stream.config import Settings
+from stream.errors import Rejected
+from stream.kafka import Topics, client_options
+from stream.schema import event_from_dict
+
+log = logging.getLogger(__name__)
+
+FUTURE_MARGIN_MS = 5 * 60_000
+
+
+class SeenIds:
+    """Ids of forwarded events, grouped by time bucket so that memory follows the window."""
+
+    def __init__(self, resolution_ms: int, horizon_ms: int) -> None:
+        self.resolution_ms = resolution_ms
+        self.horizon_ms = horizon_ms
+        self._by_bucket: dict[int, set[str]] = {}
+
+    def add(self, event_id: str, ts_ms: int) -> bool:
+        """True if `event_id` was not seen before (and remember it)."""
+        ids = self._by_bucket.setdefault(ts_ms // self.resolution_ms, set())
+        if event_id in ids:
+            return False
+        ids.add(event_id)
+        return True
+
+    def expire(self, now_ms: int) -> None:
+        oldest = (now_ms - self.horizon_ms) // self.resolution_ms
+        for bucket in [b for b in self._by_bucket if b < oldest]:
+            del self._by_bucket[bucket]
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self._by_bucket.values())
+
+
+def batch_value(source_partition: int, raw_events: Iterable[bytes]) -> bytes:
+    """The batch record: raw event JSON passed through without re-encoding."""
+    return b'{"p":%d,"events":[%s]}' % (source_partition, b",".join(raw_events))
+
+
+class Batcher(ConsumerRebalanceListener):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        group_id: str,
+        batch_events: int = 2_000,
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics.with_prefix(settings.topic_prefix)
+        self.group_id = group_id
+        self.batch_events = batch_events
+        longest_ms = max(settings.windows_ms.values())
+        self.horizon_ms = longest_ms + settings.resolution_ms + FUTURE_MARGIN_MS
+        self.seen = SeenIds(settings.resolution_ms, self.horizon_ms)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.forwarded = 0
+        self.duplicates = 0
+        self.rejected = 0
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        options = client_options(self.settings)
+        self.producer = AIOKafkaProducer(
+            **options,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_batch_size=1 << 20,
+            max_request_size=8 << 20,
+        )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            **options,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 << 20,
+        )
+        self.consumer.subscribe([self.topics.liquidations], listener=self)
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    # ConsumerRebalanceListener: the lock makes a revocation wait for the batch in flight, so
+    # the next owner starts exactly where this one committed.
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # aiokafka may hand out records of the new assignment while this callback still runs;
+        # the lock keeps them waiting until the memory of forwarded ids is complete.
+        async with self._lock:
+            await self.rebuild_seen()
+
+    async def _batch_partitions(self) -> list[TopicPartition]:
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([self.topics.batches])
+        finally:
+            await admin.close()
+        return [
+            TopicPartition(self.topics.batches, p["partition"]) for p in described["partitions"]
+        ]
+
+    async def rebuild_seen(self) -> None:
+        """Read back the ids of every event forwarded within the horizon."""
+        self.seen = SeenIds(self.settings.resolution_ms, self.horizon_ms)
+        reader = AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        try:
+            tps = await self._batch_partitions()
+            reader.assign(tps)
+            since_ms = int(time.time() * 1000) - self.horizon_ms
+            starts = await reader.offsets_for_times({tp: since_ms for tp in tps})
+            ends = await reader.end_offsets(tps)
+            for tp in tps:
+                start = starts.get(tp)
+                reader.seek(tp, start.offset if start is not None else ends[tp])
+            remaining = {tp for tp in tps if (await reader.position(tp)) < ends[tp]}
+            while remaining:
+                batch = await reader.getmany(*remaining, timeout_ms=500)
+                for tp, records in batch.items():
+                    for record in records:
+                        for event in orjson.loads(record.value)["events"]:
+                            self.seen.add(event["id"], event["ts"])
+                    if records and records[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await reader.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            await reader.stop()
+        log.info("batcher remembers %d forwarded event ids", len(self.seen))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        assert self.consumer is not None
+        while not stop.is_set():
+            records = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+            if not records:
+                continue
+            async with self._lock:
+                await self._forward(records)
+
+    async def _forward(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        assert self.producer is not None and self.consumer is not None
+        now_ms = int(time.time() * 1000)
+        self.seen.expire(now_ms)
+        sends = []
+        commits = {}
+        dead: list[bytes] = []
+        for tp, partition_records in records.items():
+            raws: list[bytes] = []
+            for record in partition_records:
+                raw = self._accept(record, now_ms, dead)
+                if raw is not None:
+                    raws.append(raw)
+                if len(raws) >= self.batch_events:
+                    sends.append(await self._send_batch(tp.partition, raws))
+                    raws = []
+            if raws:
+                sends.append(await self._send_batch(tp.partition, raws))
+            commits[tp] = partition_records[-1].offset + 1
+        for value in dead:
+            sends.append(await self.producer.send(self.topics.deadletter, value, key=b"worker"))
+        await asyncio.gather(*sends)  # raises if Kafka did not acknowledge: nothing committed
+        await self.consumer.commit(commits)
+
+    async def _send_batch(self, partition: int, raws: list[bytes]) -> asyncio.Future[object]:
+        assert self.producer is not None
+        self.forwarded += len(raws)
+        return await self.producer.send(self.topics.batches, batch_value(partition, raws), key=b"*")
+
+    def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
+        value = record.value or b""
+        try:
+            event = event_from_dict(orjson.loads(value))
+        except (orjson.JSONDecodeError, Rejected) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else "invalid_json"
+            self.rejected += 1
+            log.warning("rejected record from liquidations: %s", reason, extra={"reason": reason})
+            payload = value.decode(errors="replace")
+            dead.append(
+                orjson.dumps(
+                    {"source": "worker", "reason": reason, "payload": payload, "ts": now_ms}
+                )
+            )
+            return None
+        if not self.seen.add(event.id, event.ts):
+            self.duplicates += 1
+            return None
+        return value

@@ -1,0 +1,91 @@
+"""Stage one of the worker against real Kafka: validated, de-duplicated batches, also after a
+restart (the memory of forwarded ids is rebuilt from the batches topic)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bench.synthetic import synthetic_events
+from stream.config import Settings
+from stream.kafka import Topics, client_options
+from stream.topics import ensure_topics
+from stream.worker.batcher import Batcher, SeenIds, batch_value
+from tests.collectors.kafka_helpers import consume_until
+
+
+def test_seen_ids_forget_with_the_window() -> None:
+    seen = SeenIds(resolution_ms=60_000, horizon_ms=600_000)
+    assert seen.add("a", 1_000_000_000_000)
+    assert not seen.add("a", 1_000_000_000_000)
+    assert seen.add("b", 1_000_000_060_000)
+    seen.expire(1_000_000_000_000 + 600_000 + 60_000)
+    assert len(seen) == 1  # "a"'s bucket left the horizon, "b"'s did not
+    assert seen.add("a", 1_000_000_000_000)
+
+
+def test_batch_value_passes_raw_events_through() -> None:
+    value = batch_value(2, [b'{"id":"x"}', b'{"id":"y"}'])
+    assert orjson.loads(value) == {"p": 2, "events": [{"id": "x"}, {"id": "y"}]}
+
+
+async def produce(settings: Settings, topic: str, values: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def run_batcher_until(settings: Settings, group: str, forwarded: int) -> Batcher:
+    batcher = Batcher(settings, group_id=group, batch_events=7)
+    await batcher.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(batcher.run(stop))
+    try:
+        async with asyncio.timeout(60):
+            while batcher.forwarded + batcher.duplicates + batcher.rejected < forwarded:
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+    finally:
+        stop.set()
+        await task
+        await batcher.stop()
+    return batcher
+
+
+@pytest.mark.kafka
+async def test_batches_are_unique_valid_and_survive_a_restart(kafka_settings: Settings) -> None:
+    await ensure_topics(kafka_settings)
+    topics = Topics.with_prefix(kafka_settings.topic_prefix)
+    now_ms = int(time.time() * 1000)
+    events = list(synthetic_events(40, start_ms=now_ms - 600_000, span_ms=600_000, seed=3))
+    records = [(f"{e.exchange}:{e.symbol}".encode(), e.to_json()) for e in events]
+    duplicates = records[:10]
+    bad = [(b"x:y", b"{not json"), (b"x:y", b'{"id": "only-an-id"}')]
+    await produce(kafka_settings, topics.liquidations, records + duplicates + bad)
+
+    group = f"{kafka_settings.topic_prefix}batcher"
+    first = await run_batcher_until(kafka_settings, group, len(records) + len(duplicates) + 2)
+    assert (first.forwarded, first.duplicates, first.rejected) == (40, 10, 2)
+
+    # A restarted batcher (same group) sees the same events produced again: all duplicates.
+    await produce(kafka_settings, topics.liquidations, records[20:])
+    second = await run_batcher_until(kafka_settings, group, 20)
+    assert (second.forwarded, second.duplicates) == (0, 20)
+
+    batches = await consume_until(kafka_settings, topics.batches, lambda v: False, timeout_s=5)
+    forwarded = [event for batch in batches for event in batch["events"]]
+    assert sorted(e["id"] for e in forwarded) == sorted(e.id for e in events)
+    assert all(len(batch["events"]) <= 7 for batch in batches)
+    assert {e["id"]: e for e in forwarded} == {e.id: e.to_dict() for e in events}
+
+    dead = await consume_until(kafka_settings, topics.deadletter, lambda v: len(v) >= 2)
+    assert sorted(d["reason"] for d in dead) == ["field_missing", "invalid_json"]
