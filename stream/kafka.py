@@ -45,6 +45,7 @@ class Topics:
             self.breaches,
             self.deadletter,
             self.status,
+            self.batches,
         )
 
 
