@@ -1,0 +1,93 @@
+"""Faust wiring of the worker: the batches agent, the bucket table, the totals timer.
+
+Thin on purpose: all arithmetic is in `stream.worker.aggregation` (pure) and the engine.
+
+Crash safety without Faust's windowed tables or exactly-once mode (faust-streaming issues
+#385, #412, #517, #323):
+- state is a plain changelogged table keyed by time bucket; each value carries the offset of
+  the last batch applied to it, so a batch redelivered after a crash is applied only to the
+  buckets that had not persisted it (Faust flushes the changelog before committing offsets);
+- expiry is ours: buckets that left the longest window are deleted (tombstoned) by the timer;
+- the in-memory engine is rebuilt from the table after every recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from stream.config import Settings
+from stream.kafka import Topics
+from stream.worker.aggregation import Aggregation
+
+log = logging.getLogger(__name__)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class WorkerAgents:
+    """Registers topics, the table, the agent and timers on `app`."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        topics = Topics.with_prefix(settings.topic_prefix)
+        self.topics = topics
+        self.batches_topic = app.topic(
+            topics.batches, key_serializer="raw", value_serializer="raw", partitions=1
+        )
+        self.totals_topic = app.topic(topics.totals, key_serializer="raw", value_serializer="raw")
+        self.deadletter_topic = app.topic(
+            topics.deadletter, key_serializer="raw", value_serializer="raw"
+        )
+        self.table = app.Table("buckets", default=None, partitions=1, value_serializer="raw")
+        self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
+        self.active = False
+        self.table.on_recover(self._rebuild)
+        app.agent(self.batches_topic, name="aggregate")(self._aggregate)
+        app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
+
+    def _owns_batches(self) -> bool:
+        return TP(self.topics.batches, 0) in self.app.assignor.assigned_actives()
+
+    async def _rebuild(self) -> None:
+        self.active = self._owns_batches()
+        buckets = {int(key): orjson.loads(value) for key, value in self.table.items()}
+        self.aggregation.load(buckets if self.active else {}, now_ms())
+        log.info(
+            "aggregation %s with %d buckets",
+            "active" if self.active else "standby",
+            len(buckets),
+        )
+
+    async def _aggregate(self, stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            offset = event.message.offset
+            batch: dict[str, Any] = orjson.loads(event.value)
+            changed, rejects = self.aggregation.apply_batch(batch["events"], offset, now_ms())
+            for bucket, value in changed.items():
+                self.table[str(bucket)] = orjson.dumps(value)
+            for raw_event, reason in rejects:
+                record = {
+                    "source": "worker",
+                    "reason": reason,
+                    "payload": raw_event,
+                    "ts": now_ms(),
+                }
+                await self.deadletter_topic.send(key=b"worker", value=orjson.dumps(record))
+
+    async def _tick(self) -> None:
+        if not self.active:
+            return
+        now = now_ms()
+        for bucket in self.aggregation.expire(now):
+            self.table.pop(str(bucket), None)
+        for key, record in self.aggregation.publish(now):
+            await self.totals_topic.send(key=key.encode(), value=orjson.dumps(record))

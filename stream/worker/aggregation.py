@@ -1,0 +1,230 @@
+"""Bucketed rolling totals in the form the worker persists: one value per time bucket.
+
+Pure (no Faust, no Kafka). A bucket value holds, for every scope with events in that bucket,
+[long_micro_usd, short_micro_usd, long_count, short_count, largest] plus the offset of the last batch
+applied to it (`o`), which makes re-applying a redelivered batch a no-op per bucket.
+
+Per event the cost is four bucket updates (one per scope), whatever the number and length of
+windows. Window sums are brought up to date once per publish tick: the deltas of the buckets
+touched since the last tick are added to every window containing them, and buckets entering
+or leaving a window as the clock moves are added or subtracted. USD amounts are summed as
+integer micro-dollars, so adding and subtracting never drifts and every replica, restart and
+the offline report agree to the last digit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from stream.worker.totals import (
+    FUTURE_MS,
+    Largest,
+    bigger,
+    largest_of,
+    scopes_of,
+    totals_key,
+    totals_record,
+)
+
+Scope = tuple[str | None, str | None]
+
+
+def _scope_id(scope: Scope) -> str:
+    return f"{scope[0] or '*'}|{scope[1] or '*'}"
+
+
+def _scope_from_id(scope_id: str) -> Scope:
+    exchange, coin = scope_id.split("|")
+    return (None if exchange == "*" else exchange, None if coin == "*" else coin)
+
+
+class Aggregation:
+    """All scopes' rolling totals of one partition (the worker keeps them global)."""
+
+    def __init__(self, windows_ms: Mapping[str, int], resolution_ms: int) -> None:
+        self.resolution_ms = resolution_ms
+        self.windows = {name: ms // resolution_ms for name, ms in windows_ms.items()}
+        self.longest = max(self.windows.values())
+        self.buckets: dict[int, dict[str, Any]] = {}
+        # window sums per scope: {scope_id: {window: [long, short, long_n, short_n]}}
+        self.sums: dict[str, dict[str, list[float]]] = {}
+        self.largest: dict[str, dict[str, Largest | None]] = {}
+        self.pending: dict[int, dict[str, list[float]]] = {}  # deltas since the last tick
+        self.current: int | None = None  # bucket of the clock at the last tick
+        self.dirty: set[tuple[str, str]] = set()
+        self.published: dict[tuple[str, str], bool] = {}  # key -> last record was non-empty
+
+    # -- state in and out -------------------------------------------------------------
+    def load(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:
+        """Replace the state with persisted buckets (after a recovery)."""
+        self.buckets = {b: value for b, value in buckets.items()}
+        self.sums, self.largest, self.pending = {}, {}, {}
+        self.current = None
+        self.published = {}
+        self.advance(now_ms)
+
+    # -- events -----------------------------------------------------------------------
+    def apply_batch(
+        self, events: Iterable[dict[str, Any]], offset: int, now_ms: int
+    ) -> tuple[dict[int, dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+        """Add a batch's events; return (changed bucket values, rejects with reasons)."""
+        oldest = (now_ms // self.resolution_ms) - self.longest
+        latest_ms = now_ms + FUTURE_MS
+        changed: dict[int, dict[str, Any]] = {}
+        rejects: list[tuple[dict[str, Any], str]] = []
+        resolution = self.resolution_ms
+        for event in events:
+            ts = event["ts"]
+            bucket = ts // resolution
+            if bucket <= oldest:
+                rejects.append((event, "too_late"))
+                continue
+            if ts > latest_ms:
+                rejects.append((event, "from_future"))
+                continue
+            value = self.buckets.get(bucket)
+            if value is None:
+                value = self.buckets[bucket] = {"o": -1, "s": {}}
+            elif value["o"] >= offset and bucket not in changed:
+                continue  # this bucket already holds this batch (redelivered after a crash)
+            changed[bucket] = value
+            self._add(bucket, value["s"], event)
+        for value in changed.values():
+            value["o"] = offset
+        return changed, rejects
+
+    def _add(self, bucket: int, scopes: dict[str, list[Any]], event: dict[str, Any]) -> None:
+        # Sums are kept in integer micro-dollars: exact, and independent of the order in
+        # which events, redeliveries and recoveries add them up.
+        micros = int(event["notional_usd"] * 1_000_000 + 0.5)
+        is_long = event["side"] == "long"
+        pending = self.pending.setdefault(bucket, {})
+        candidate = largest_of(event)
+        for scope_id in scopes_of(event["exchange"], event["coin"]):
+            agg = scopes.get(scope_id)
+            if agg is None:
+                agg = scopes[scope_id] = [0, 0, 0, 0, None]
+            delta = pending.get(scope_id)
+            if delta is None:
+                delta = pending[scope_id] = [0, 0, 0, 0]
+            if is_long:
+                agg[0] += micros
+                agg[2] += 1
+                delta[0] += micros
+                delta[2] += 1
+            else:
+                agg[1] += micros
+                agg[3] += 1
+                delta[1] += micros
+                delta[3] += 1
+            if agg[4] is None or bigger(candidate, agg[4]):
+                agg[4] = candidate
+
+    # -- time -------------------------------------------------------------------------
+    def advance(self, now_ms: int) -> None:
+        """Bring every window up to `now_ms`: pending deltas in, buckets entering/leaving."""
+        now_bucket = now_ms // self.resolution_ms
+        previous = self.current
+        if previous is None or now_bucket < previous or now_bucket - previous > self.longest:
+            self._recompute(now_bucket)
+            return
+        pending, self.pending = self.pending, {}
+        for bucket, deltas in pending.items():
+            for scope_id, delta in deltas.items():
+                for window, n in self.windows.items():
+                    if previous - n < bucket <= previous:
+                        self._shift(scope_id, window, delta, +1, bucket)
+        if now_bucket == previous:
+            return
+        self.current = now_bucket
+        for window, n in self.windows.items():
+            for bucket in range(previous - n + 1, min(previous, now_bucket - n) + 1):
+                self._move(bucket, window, -1)  # was inside, is not any more
+            for bucket in range(max(previous, now_bucket - n) + 1, now_bucket + 1):
+                self._move(bucket, window, +1)  # was ahead of the window, now inside
+
+    def _move(self, bucket: int, window: str, sign: int) -> None:
+        value = self.buckets.get(bucket)
+        if value is None:
+            return
+        for scope_id, agg in value["s"].items():
+            self._shift(scope_id, window, agg, sign, bucket)
+
+    def _shift(self, scope_id: str, window: str, delta: list[Any], sign: int, bucket: int) -> None:
+        sums = self.sums.setdefault(scope_id, {}).setdefault(window, [0, 0, 0, 0])
+        for i in range(4):
+            sums[i] += sign * delta[i]
+        largest = self.largest.setdefault(scope_id, {})
+        if sums[2] + sums[3] == 0:
+            sums[:] = [0, 0, 0, 0]
+            largest[window] = None
+        elif sign > 0:
+            agg = self.buckets[bucket]["s"][scope_id]
+            if largest.get(window) is None or bigger(agg[4], largest[window]):
+                largest[window] = agg[4]
+        elif largest.get(window) is not None and largest[window][1] // self.resolution_ms == bucket:
+            largest[window] = self._scan_largest(scope_id, window)
+        self.dirty.add((scope_id, window))
+
+    def _scan_largest(self, scope_id: str, window: str) -> Largest | None:
+        assert self.current is not None
+        best: Largest | None = None
+        n = self.windows[window]
+        for bucket, value in self.buckets.items():
+            if self.current - n < bucket <= self.current:
+                agg = value["s"].get(scope_id)
+                if agg is not None and (best is None or bigger(agg[4], best)):
+                    best = agg[4]
+        return best
+
+    def _recompute(self, now_bucket: int) -> None:
+        """Rebuild every window from the buckets (start, recovery, or a clock going back)."""
+        self.pending = {}
+        old_keys = {(s, w) for s, windows in self.sums.items() for w in windows}
+        self.sums, self.largest = {}, {}
+        self.current = now_bucket
+        for bucket in sorted(self.buckets):
+            for window, n in self.windows.items():
+                if now_bucket - n < bucket <= now_bucket:
+                    self._move(bucket, window, +1)
+        self.dirty |= old_keys
+
+    def expire(self, now_ms: int) -> list[int]:
+        """Forget buckets older than the longest window; return them (to delete from the table)."""
+        self.advance(now_ms)
+        oldest = now_ms // self.resolution_ms - self.longest
+        gone = [bucket for bucket in self.buckets if bucket <= oldest]
+        for bucket in gone:
+            del self.buckets[bucket]
+        return gone
+
+    # -- output -----------------------------------------------------------------------
+    def publish(self, now_ms: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Totals records for every (scope, window) that changed since the last publish."""
+        self.advance(now_ms)
+        dirty, self.dirty = self.dirty, set()
+        for scope_id, window in sorted(dirty):
+            sums = self.sums.get(scope_id, {}).get(window, [0, 0, 0, 0])
+            non_empty = sums[2] + sums[3] > 0
+            if not non_empty and not self.published.get((scope_id, window)):
+                continue  # never reported, still empty: nothing to say
+            self.published[(scope_id, window)] = non_empty
+            exchange, coin = _scope_from_id(scope_id)
+            largest = self.largest.get(scope_id, {}).get(window)
+            record = totals_record(exchange, coin, window, now_ms, sums, largest)
+            yield totals_key(exchange, coin, window), record
+
+    def snapshot(self, now_ms: int) -> list[dict[str, Any]]:
+        """Every non-empty totals record at `now_ms` (what `liqstream report` prints)."""
+        self.advance(now_ms)
+        records = []
+        for scope_id in sorted(self.sums):
+            exchange, coin = _scope_from_id(scope_id)
+            for window in self.windows:
+                sums = self.sums[scope_id].get(window)
+                if sums is None or sums[2] + sums[3] == 0:
+                    continue
+                largest = self.largest[scope_id].get(window)
+                records.append(totals_record(exchange, coin, window, now_ms, sums, largest))
+        return records
