@@ -134,9 +134,7 @@ def normalize(name: str, received_ts: int | None) -> None:
 @main.command()
 @click.option("--exchange", "names", multiple=True, help="Exchange id or feed name; repeatable.")
 @click.option("--url", "urls", multiple=True, help="FEED=URL websocket override; repeatable.")
-@click.option(
-    "--instruments-url", "instrument_urls", multiple=True, help="FEED=URL REST override."
-)
+@click.option("--instruments-url", "instrument_urls", multiple=True, help="FEED=URL REST override.")
 @click.option("--offline", is_flag=True, help="Never fetch instruments (bundled/cached only).")
 def collect(
     names: tuple[str, ...], urls: tuple[str, ...], instrument_urls: tuple[str, ...], offline: bool
@@ -211,27 +209,64 @@ def fake_exchange(
 
 
 @main.command()
+def worker() -> None:
+    """Run the Faust worker: rolling totals into liquidations.totals (and the HTTP API)."""
+    from stream.worker.service import run_worker
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    run_worker(settings)
+
+
+@main.command()
+@click.option(
+    "--at", "at_ms", type=int, default=None, help="Evaluation time (ms); default: latest ts."
+)
+def report(at_ms: int | None) -> None:
+    """Normalized events on stdin to {"as_of", "totals": [...]} on stdout (the worker's engine).
+
+    Invalid, too late and future events go to stderr with their reason.
+    """
+    from stream.commands import report_lines
+
+    settings = _settings()
+    report_lines(sys.stdin, sys.stdout, sys.stderr, settings, at_ms)
+
+
+@main.command()
 @click.option("--port", type=int, default=9092, show_default=True, help="Local broker port.")
-def dev(port: int) -> None:
-    """Everything on one machine: local Kafka broker, topics, and the services that exist."""
+@click.option("--live", is_flag=True, help="Connect to the real exchanges instead of fakes.")
+@click.option("--interval", type=float, default=0.5, show_default=True, help="Fake frame interval.")
+def dev(port: int, live: bool, interval: float) -> None:
+    """Everything on one machine: local Kafka, fake exchanges (or --live), collectors, worker."""
     from stream.localkafka import LocalKafka
 
     settings = _settings()
     _setup_logging(settings.log_level)
-    stop = shutdown_requested()
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     try:
         bootstrap = broker.start()
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
-        asyncio.run(_create_topics(settings))
-        click.echo(f"Kafka listening on {bootstrap}")
-        click.echo("liqstream dev is running; Ctrl-C stops everything.")
-        stop.wait()
+        asyncio.run(_dev(settings, live, interval))
     except LiqstreamError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         broker.stop()
         click.echo("stopped")
+
+
+async def _dev(settings: Settings, live: bool, interval: float) -> None:
+    from stream.collectors.registry import resolve_feeds
+    from stream.devrun import run_pipeline
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await _create_topics(settings)
+    click.echo(f"Kafka listening on {settings.kafka_bootstrap}")
+    click.echo("liqstream dev is running; Ctrl-C stops everything.")
+    await run_pipeline(settings, resolve_feeds(()), stop, live=live, frame_interval_s=interval)
 
 
 if __name__ == "__main__":

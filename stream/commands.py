@@ -12,6 +12,10 @@ import orjson
 from stream.collectors.dedup import RecentIds
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.venue import Feed
+from stream.config import Settings
+from stream.errors import Rejected
+from stream.schema import event_from_json
+from stream.worker.aggregation import Aggregation
 
 
 def normalize_lines(
@@ -45,3 +49,36 @@ def normalize_lines(
             err.write(orjson.dumps(record).decode() + "\n")
             rejected += 1
     return written, rejected
+
+
+def report_lines(
+    lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, at_ms: int | None
+) -> dict:
+    """`liqstream report`: the worker's own aggregation, run once over stdin's events."""
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(event_from_json(line).to_dict())
+        except Rejected as exc:
+            err.write(
+                orjson.dumps({"line": number, "reason": exc.reason, "detail": exc.detail}).decode()
+                + "\n"
+            )
+    report, rejects = build_report(events, at_ms, settings.windows_ms, settings.resolution_ms)
+    for event, reason in rejects:
+        err.write(orjson.dumps({"id": event["id"], "reason": reason}).decode() + "\n")
+    out.write(orjson.dumps(report).decode() + "\n")
+    return report
+
+
+def build_report(
+    events: list[dict], at_ms: int | None, windows_ms: dict[str, int], resolution_ms: int
+) -> tuple[dict, list[tuple[dict, str]]]:
+    """{"as_of", "totals"} at `at_ms` (default: the latest event's ts), plus rejects."""
+    as_of = at_ms if at_ms is not None else max((e["ts"] for e in events), default=0)
+    aggregation = Aggregation(windows_ms, resolution_ms)
+    aggregation.load({}, as_of)
+    _, rejects = aggregation.apply_batch(events, 0, as_of)
+    return {"as_of": as_of, "totals": aggregation.snapshot(as_of)}, rejects

@@ -1,8 +1,8 @@
 """Bucketed rolling totals in the form the worker persists: one value per time bucket.
 
 Pure (no Faust, no Kafka). A bucket value holds, for every scope with events in that bucket,
-[long_micro_usd, short_micro_usd, long_count, short_count, largest] plus the offset of the last batch
-applied to it (`o`), which makes re-applying a redelivered batch a no-op per bucket.
+[long_micro_usd, short_micro_usd, long_count, short_count, largest] plus the offset `o` of
+the last batch applied to it, which makes re-applying a redelivered batch a no-op per bucket.
 
 Per event the cost is four bucket updates (one per scope), whatever the number and length of
 windows. Window sums are brought up to date once per publish tick: the deltas of the buckets
@@ -216,15 +216,19 @@ class Aggregation:
             yield totals_key(exchange, coin, window), record
 
     def snapshot(self, now_ms: int) -> list[dict[str, Any]]:
-        """Every non-empty totals record at `now_ms` (what `liqstream report` prints)."""
+        """At `now_ms`, every window of every scope with an event in the longest window (what
+        `liqstream report` prints), ordered by scope then window length."""
         self.advance(now_ms)
+        longest = max(self.windows, key=self.windows.__getitem__)
+        windows = sorted(self.windows, key=self.windows.__getitem__)
         records = []
         for scope_id in sorted(self.sums):
+            scope_sums = self.sums[scope_id]
+            if sum(scope_sums.get(longest, (0, 0, 0, 0))[2:]) == 0:
+                continue
             exchange, coin = _scope_from_id(scope_id)
-            for window in self.windows:
-                sums = self.sums[scope_id].get(window)
-                if sums is None or sums[2] + sums[3] == 0:
-                    continue
+            for window in windows:
+                sums = scope_sums.get(window, [0, 0, 0, 0])
                 largest = self.largest[scope_id].get(window)
                 records.append(totals_record(exchange, coin, window, now_ms, sums, largest))
         return records
