@@ -47,7 +47,14 @@ class WorkerAgents:
         self.deadletter_topic = app.topic(
             topics.deadletter, key_serializer="raw", value_serializer="raw"
         )
-        self.table = app.Table("buckets", default=None, partitions=1, value_serializer="raw")
+        self.table = app.Table(
+            "buckets",
+            default=None,
+            partitions=1,
+            schema=faust.Schema(
+                key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            ),
+        )
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
         self.active = False
         self.table.on_recover(self._rebuild)

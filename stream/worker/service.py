@@ -34,6 +34,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
 
 def run_worker(settings: Settings) -> None:
     """Blocks until SIGINT/SIGTERM; Faust's worker handles the signals and a clean stop."""
+    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app, _ = build_worker(settings)
     worker = faust.Worker(
         app,
