@@ -66,7 +66,11 @@ class WorkerAgents:
 
     async def _rebuild(self) -> None:
         self.active = self._owns_batches()
-        buckets = {int(key): orjson.loads(value) for key, value in self.table.items()}
+        buckets = {}
+        for key, value in self.table.items():
+            if value is None:  # a tombstone not compacted away yet
+                continue
+            buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
         self.aggregation.load(buckets if self.active else {}, now_ms())
         log.info(
             "aggregation %s with %d buckets",

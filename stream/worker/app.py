@@ -39,6 +39,10 @@ def create_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        # A dead worker's partitions move on after 10 s instead of Faust's default minute.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
         web_enabled=True,
         web_bind=settings.web_host,
         web_port=settings.web_port,

@@ -1,0 +1,202 @@
+"""The worker against real Kafka: restarts, kill -9, workers joining and leaving, duplicates.
+
+After every disturbance the latest totals record of every key must equal the brute-force
+truth over every event produced, none counted twice or lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from bench.synthetic import synthetic_events
+from stream.config import Settings, load_settings
+from stream.kafka import Topics, client_options
+from stream.localkafka import free_port
+from stream.schema import LiquidationEvent
+from stream.topics import ensure_topics
+from tests.collectors.kafka_helpers import consume_until
+from tests.worker.reference import brute_force_totals
+
+pytestmark = pytest.mark.kafka
+
+WINDOWS = "1h,24h"  # events stay well inside both while a test runs
+
+
+class Worker:
+    """`liqstream worker` in a child process, as an operator would run it."""
+
+    def __init__(self, settings: Settings, data_dir: Path, name: str) -> None:
+        self.env = {
+            **os.environ,
+            "LIQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "LIQSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+            "LIQSTREAM_WINDOWS": WINDOWS,
+            "LIQSTREAM_DATA_DIR": str(data_dir / name),
+            "LIQSTREAM_WEB_PORT": str(free_port()),
+            "LIQSTREAM_TOTALS_MIN_INTERVAL": "250ms",
+            "LIQSTREAM_LOG_LEVEL": "WARNING",
+        }
+        self.log_path = data_dir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stream", "worker"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def produce(settings: Settings, events: list[LiquidationEvent]) -> None:
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        topic = Topics.with_prefix(settings.topic_prefix).liquidations
+        for event in events:
+            await producer.send(
+                topic, event.to_json(), key=f"{event.exchange}:{event.symbol}".encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def latest_totals(settings: Settings) -> dict[str, dict]:
+    topic = Topics.with_prefix(settings.topic_prefix).totals
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, **client_options(settings), auto_offset_reset="earliest")
+    await consumer.start()
+    latest: dict[str, dict] = {}
+    try:
+        end = await consumer.end_offsets(list(consumer.assignment()) or [])
+        del end
+        while True:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    latest[record.key.decode()] = orjson.loads(record.value)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def wait_for_count(settings: Settings, count: int, timeout_s: float = 120) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout_s
+    latest: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        latest = await latest_totals(settings)
+        if latest.get("*:*:24h", {}).get("count") == count:
+            await asyncio.sleep(1.0)  # let the last tick of every key land
+            return await latest_totals(settings)
+        await asyncio.sleep(0.5)
+    seen = latest.get("*:*:24h", {}).get("count")
+    raise AssertionError(f"24h count never reached {count} (last seen {seen})")
+
+
+def assert_exact(latest: dict[str, dict], events: list[LiquidationEvent]) -> None:
+    dicts = [event.to_dict() for event in events]
+    windows = {"1h": 3_600_000, "24h": 86_400_000}
+    checked = 0
+    for key, record in latest.items():
+        truth = brute_force_totals(dicts, record["as_of"], windows, 60_000)
+        want = truth.get((record["exchange"], record["coin"], record["window"]))
+        if want is None:
+            assert record["count"] == 0, key
+            continue
+        assert record["long_count"] == want["long_count"], key
+        assert record["short_count"] == want["short_count"], key
+        tolerance = 1e-6 * record["count"]
+        assert record["long_usd"] == pytest.approx(want["long_usd"], rel=1e-12, abs=tolerance), key
+        assert record["short_usd"] == pytest.approx(want["short_usd"], rel=1e-12, abs=tolerance)
+        assert record["largest"]["id"] == want["largest_id"], key
+        checked += 1
+    assert checked >= 2 * (1 + 10 + 8)  # all, coins and exchanges at least, in both windows
+
+
+def recent_events(count: int, seed: int) -> list[LiquidationEvent]:
+    now = int(time.time() * 1000)
+    return list(synthetic_events(count, start_ms=now - 600_000, span_ms=590_000, seed=seed))
+
+
+async def test_restart_kill_9_and_duplicates(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = load_settings(
+        kafka_bootstrap=kafka_settings.kafka_bootstrap,
+        topic_prefix=kafka_settings.topic_prefix,
+        windows=WINDOWS,
+    )
+    await ensure_topics(settings)
+    first = recent_events(2_000, seed=1)
+    await produce(settings, first)
+    worker = Worker(settings, tmp_path, "w").start()
+    try:
+        assert_exact(await wait_for_count(settings, 2_000), first)
+        worker.stop(signal.SIGTERM)  # a clean restart
+
+        second = recent_events(2_000, seed=2)
+        await produce(settings, second + first[:500])  # with 500 duplicates of old events
+        worker.start()
+        assert_exact(await wait_for_count(settings, 4_000), first + second)
+
+        third = recent_events(30_000, seed=3)
+        producing = asyncio.create_task(produce(settings, third))
+        while (await latest_totals(settings))["*:*:24h"]["count"] == 4_000:
+            await asyncio.sleep(0.2)
+        worker.stop(signal.SIGKILL)  # mid-stream
+        await producing
+        await produce(settings, third[:1_000])  # and the producer repeats itself
+        worker.start()
+        everything = first + second + third
+        assert_exact(await wait_for_count(settings, len(everything), timeout_s=180), everything)
+    finally:
+        worker.stop(signal.SIGKILL)
+
+
+async def test_workers_joining_and_leaving(kafka_settings: Settings, tmp_path: Path) -> None:
+    settings = load_settings(
+        kafka_bootstrap=kafka_settings.kafka_bootstrap,
+        topic_prefix=kafka_settings.topic_prefix,
+        windows=WINDOWS,
+    )
+    await ensure_topics(settings)
+    events = recent_events(12_000, seed=7)
+    one = Worker(settings, tmp_path, "one").start()
+    two = Worker(settings, tmp_path, "two")
+    try:
+        await produce(settings, events[:4_000])
+        await wait_for_count(settings, 4_000)
+        two.start()  # joins mid-stream
+        await produce(settings, events[4_000:8_000])
+        one.stop(signal.SIGTERM)  # leaves mid-stream
+        await produce(settings, events[8_000:])
+        assert_exact(await wait_for_count(settings, 12_000, timeout_s=180), events)
+    finally:
+        one.stop(signal.SIGKILL)
+        two.stop(signal.SIGKILL)
+
+
+del consume_until  # (imported for symmetry with the collector tests; not needed here)
