@@ -57,6 +57,7 @@ class WorkerAgents:
         )
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
         self.active = False
+        self.recovered = False
         self.table.on_recover(self._rebuild)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
         app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
@@ -66,6 +67,7 @@ class WorkerAgents:
 
     async def _rebuild(self) -> None:
         self.active = self._owns_batches()
+        self.recovered = True
         buckets = {}
         for key, value in self.table.items():
             if value is None:  # a tombstone not compacted away yet

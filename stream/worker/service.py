@@ -11,6 +11,7 @@ from stream.config import Settings
 from stream.worker.agents import WorkerAgents
 from stream.worker.app import create_app
 from stream.worker.batcher import Batcher
+from stream.worker.web import register_web
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     app = create_app(settings)
     agents = WorkerAgents(app, settings)
+    register_web(app, agents)
 
     @app.task
     async def run_batcher() -> None:

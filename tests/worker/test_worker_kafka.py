@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -138,6 +139,30 @@ def assert_exact(latest: dict[str, dict], events: list[LiquidationEvent]) -> Non
     assert checked >= 2 * (1 + 10 + 8)  # all, coins and exchanges at least, in both windows
 
 
+async def check_http(worker: Worker, latest: dict[str, dict]) -> None:
+    base = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/healthz") as response:
+            assert response.status == 200
+        async with session.get(f"{base}/readyz") as response:
+            assert response.status == 200
+            assert (await response.json())["active"] is True
+        async with session.get(
+            f"{base}/api/totals", params={"window": "24h", "coin": "btc"}
+        ) as response:
+            body = await response.json()
+        assert {(r["exchange"], r["coin"]) for r in body["totals"]} == {
+            (r["exchange"], "BTC")
+            for r in latest.values()
+            if r["coin"] == "BTC" and r["window"] == "24h"
+        }
+        async with session.get(f"{base}/api/totals", params={"window": "7m"}) as response:
+            assert response.status == 400
+            assert "unknown window '7m'" in (await response.json())["error"]
+        async with session.get(f"{base}/metrics") as response:
+            assert "liqstream_worker_active 1.0" in await response.text()
+
+
 def recent_events(count: int, seed: int) -> list[LiquidationEvent]:
     now = int(time.time() * 1000)
     return list(synthetic_events(count, start_ms=now - 600_000, span_ms=590_000, seed=seed))
@@ -154,7 +179,9 @@ async def test_restart_kill_9_and_duplicates(kafka_settings: Settings, tmp_path:
     await produce(settings, first)
     worker = Worker(settings, tmp_path, "w").start()
     try:
-        assert_exact(await wait_for_count(settings, 2_000), first)
+        latest = await wait_for_count(settings, 2_000)
+        assert_exact(latest, first)
+        await check_http(worker, latest)
         worker.stop(signal.SIGTERM)  # a clean restart
 
         second = recent_events(2_000, seed=2)

@@ -1,0 +1,240 @@
+"""`make bench` / `python -m bench`: the worker against its yardsticks, in one run.
+
+1. Pre-fill a fresh `liquidations` topic with N synthetic events (several venues and coins,
+   event times within the last minutes, as a live feed has them).
+2. Read it back with (b) a raw aiokafka loop keeping 24 h sums in dicts, (c) a naive Faust
+   agent updating a hopping-window table per event, and (a) `liqstream worker` (all windows
+   and scopes, changelog on, RocksDB), each from the beginning.
+3. Latency: with the worker running, produce events at a steady rate and measure, per event,
+   the time from its send to the first `*:*:24h` totals record that includes it.
+Figures go to bench/results/<timestamp>.json and are summarised in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.baselines import naive_faust_hopping, raw_consumer_sums
+from bench.synthetic import synthetic_events
+from stream.config import Settings, load_settings
+from stream.kafka import Topics, client_options
+from stream.localkafka import LocalKafka, free_port
+from stream.topics import ensure_topics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+async def prefill(settings: Settings, count: int, seed: int) -> None:
+    topic = Topics.with_prefix(settings.topic_prefix).liquidations
+    producer = AIOKafkaProducer(
+        **client_options(settings), linger_ms=20, max_batch_size=1 << 20, acks=1
+    )
+    await producer.start()
+    now = int(time.time() * 1000)
+    try:
+        for event in synthetic_events(count, start_ms=now - 300_000, span_ms=290_000, seed=seed):
+            await producer.send(
+                topic, event.to_json(), key=f"{event.exchange}:{event.symbol}".encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def start_worker(settings: Settings, workdir: Path, interval: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LIQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "LIQSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "LIQSTREAM_DATA_DIR": str(workdir / "worker"),
+        "LIQSTREAM_WEB_PORT": str(free_port()),
+        "LIQSTREAM_TOTALS_MIN_INTERVAL": interval,
+        "LIQSTREAM_LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / "worker.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "stream", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def watch_all_totals(
+    settings: Settings, until_count: int, timeout_s: float
+) -> list[tuple[float, int, int]]:
+    """(receive time, record CreateTime ms, count) of every `*:*:24h` record until the count."""
+    consumer = AIOKafkaConsumer(
+        Topics.with_prefix(settings.topic_prefix).totals,
+        **client_options(settings),
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    seen: list[tuple[float, int, int]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for record in records:
+                    if record.key == b"*:*:24h":
+                        count = orjson.loads(record.value)["count"]
+                        seen.append((time.time(), record.timestamp, count))
+                        if count >= until_count:
+                            return seen
+        raise TimeoutError(f"worker did not reach {until_count} events")
+    finally:
+        await consumer.stop()
+
+
+async def measure_worker(settings: Settings, count: int, workdir: Path) -> dict[str, float]:
+    worker = start_worker(settings, workdir, "1s")
+    try:
+        seen = await watch_all_totals(settings, count, timeout_s=900)
+        first = next(t for t, _, c in seen if c > 0)
+        done = seen[-1][0]
+        # The first record comes one publish interval after the first batch: count its events.
+        first_count = next(c for _, _, c in seen if c > 0)
+        rate = (count - first_count) / max(done - first, 1e-9)
+        return {
+            "events": count,
+            "seconds": done - first,
+            "events_per_s": rate,
+            "peak_rss_mb": peak_rss_mb(worker.pid),
+        }
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+
+
+async def measure_latency(
+    settings: Settings, workdir: Path, rate_per_s: int, seconds: int
+) -> dict[str, float]:
+    """Per-event latency from send to the first totals record that counts it."""
+    prefix = settings.topic_prefix + "lat."
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    await ensure_topics(settings)
+    worker = start_worker(settings, workdir, "100ms")
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=0)
+    await producer.start()
+    topic = Topics.with_prefix(prefix).liquidations
+    total = rate_per_s * seconds
+    try:
+        warmup = list(synthetic_events(1, start_ms=int(time.time() * 1000), span_ms=1, seed=99))
+        await producer.send_and_wait(topic, warmup[0].to_json(), key=b"warm")
+        await watch_all_totals(settings, 1, timeout_s=120)  # the worker is up
+        sent_at: list[float] = []
+        watcher = asyncio.create_task(watch_all_totals(settings, total + 1, timeout_s=300))
+        now = int(time.time() * 1000)
+        start = time.monotonic()
+        for n, event in enumerate(
+            synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=5)
+        ):
+            delay = start + n / rate_per_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at.append(time.time())
+            await producer.send(
+                topic, event.to_json(), key=f"{event.exchange}:{event.symbol}".encode()
+            )
+        await producer.flush()
+        seen = await watcher
+    finally:
+        await producer.stop()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    latencies = []
+    records = [(t, c - 1) for t, _, c in seen]  # minus the warm-up event
+    cursor = 0
+    for index, sent in enumerate(sent_at):
+        while records[cursor][1] < index + 1:
+            cursor += 1
+        latencies.append((records[cursor][0] - sent) * 1000)
+    latencies.sort()
+    return {
+        "events": total,
+        "rate_per_s": rate_per_s,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
+        "publish_interval": "100ms",
+    }
+
+
+async def main(count: int, big_count: int, output: Path | None) -> dict:
+    bootstrap = os.environ.get("LIQSTREAM_KAFKA_BOOTSTRAP")
+    broker = None
+    if not bootstrap:
+        broker = LocalKafka(heap="1g")
+        bootstrap = await asyncio.to_thread(broker.start)
+    workdir = Path(tempfile.mkdtemp(prefix="liqstream-bench-"))
+    results: dict = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        for label, n in (("small", count), ("large", big_count)):
+            prefix = f"bench{int(time.time())}{label}."
+            settings = load_settings(
+                kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=3
+            )
+            await ensure_topics(settings)
+            await prefill(settings, n, seed=1)
+            topic = Topics.with_prefix(prefix).liquidations
+            run: dict = {}
+            run["raw_aiokafka"] = await raw_consumer_sums(settings, topic, n)
+            print(label, "raw aiokafka", run["raw_aiokafka"], flush=True)
+            if label == "small":
+                run["naive_faust"] = await asyncio.to_thread(
+                    naive_faust_hopping, settings, topic, n, workdir
+                )
+                print(label, "naive faust", run["naive_faust"], flush=True)
+            run["liqstream_worker"] = await measure_worker(settings, n, workdir / label)
+            print(label, "liqstream worker", run["liqstream_worker"], flush=True)
+            run["worker_vs_raw"] = (
+                run["liqstream_worker"]["events_per_s"] / run["raw_aiokafka"]["events_per_s"]
+            )
+            results[label] = run
+        settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}")
+        results["latency"] = await measure_latency(
+            settings, workdir / "latency", rate_per_s=2_000, seconds=15
+        )
+        print("latency", results["latency"], flush=True)
+    finally:
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+    RESULTS.mkdir(exist_ok=True)
+    path = output or RESULTS / f"{results['started'].replace(':', '')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {path}")
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--large-events", type=int, default=400_000)
+    parser.add_argument("--output", type=Path, default=None)
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.events, arguments.large_events, arguments.output))
