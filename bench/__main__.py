@@ -65,6 +65,7 @@ def start_worker(settings: Settings, workdir: Path, interval: str) -> subprocess
         "LIQSTREAM_TOTALS_MIN_INTERVAL": interval,
         "LIQSTREAM_LOG_LEVEL": "WARNING",
     }
+    workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "worker.log").open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "stream", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT

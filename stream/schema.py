@@ -162,6 +162,51 @@ def event_from_dict(data: Any) -> LiquidationEvent:
     return make_event(**{name: data[name] for name in FIELDS})
 
 
+_NUMBER_TYPES = (int, float)
+_INF = math.inf
+
+
+def is_canonical(data: dict[str, Any]) -> bool:
+    """Fast check that a decoded event is valid *and* already in canonical form (numbers as
+    JSON numbers, every field present), so a hot path can pass its raw bytes through.
+
+    False does not mean invalid: `event_from_dict` decides, and gives the reason.
+    """
+    try:
+        price = data["price"]
+        quantity = data["quantity"]
+        notional = data["notional_usd"]
+        ts = data["ts"]
+        received_ts = data["received_ts"]
+        return (
+            len(data) == len(FIELDS)
+            and type(price) in _NUMBER_TYPES
+            and type(quantity) in _NUMBER_TYPES
+            and type(notional) in _NUMBER_TYPES
+            and 0 < price < _INF  # NaN fails every comparison
+            and 0 < quantity < _INF
+            and 0 < notional < _INF
+            and type(ts) is int
+            and type(received_ts) is int
+            and _MIN_TS_MS <= ts <= _MAX_TS_MS
+            and _MIN_TS_MS <= received_ts <= _MAX_TS_MS
+            and data["exchange"] in EXCHANGES
+            and data["side"] in SIDES
+            and data["contract_type"] in CONTRACT_TYPES
+            and type(data["id"]) is str
+            and data["id"] != ""
+            and type(data["symbol"]) is str
+            and data["symbol"] != ""
+            and type(data["quote"]) is str
+            and data["quote"] != ""
+            and type(data["coin"]) is str
+            and data["coin"] != ""
+            and data["coin"].isupper()
+        )
+    except (KeyError, TypeError):
+        return False
+
+
 def event_from_json(raw: bytes | str) -> LiquidationEvent:
     try:
         data = orjson.loads(raw)

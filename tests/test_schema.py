@@ -136,3 +136,24 @@ def test_missing_fields_are_named() -> None:
 )
 def test_canonical_coin(base: str, expected: tuple[str, int]) -> None:
     assert canonical_coin(base) == expected
+
+
+def test_is_canonical_agrees_with_validation() -> None:
+    from stream.schema import is_canonical
+
+    canonical = make_event(**VALID).to_dict()
+    assert is_canonical(canonical)
+    for field, value in [
+        ("price", "104130.5"),  # valid, but not canonical
+        ("price", math.nan),
+        ("price", -1.0),
+        ("quantity", math.inf),
+        ("ts", 1762290000.5),
+        ("side", "buy"),
+        ("coin", "btc"),
+        ("id", ""),
+        ("exchange", "nasdaq"),
+    ]:
+        assert not is_canonical({**canonical, field: value}), field
+    assert not is_canonical({k: v for k, v in canonical.items() if k != "side"})
+    assert not is_canonical({**canonical, "extra": 1})

@@ -28,6 +28,7 @@ from stream.worker.totals import (
 )
 
 Scope = tuple[str | None, str | None]
+_ZERO = (0, 0, 0, 0)
 
 
 def _scope_id(scope: Scope) -> str:
@@ -50,7 +51,8 @@ class Aggregation:
         # window sums per scope: {scope_id: {window: [long, short, long_n, short_n]}}
         self.sums: dict[str, dict[str, list[float]]] = {}
         self.largest: dict[str, dict[str, Largest | None]] = {}
-        self.pending: dict[int, dict[str, list[float]]] = {}  # deltas since the last tick
+        # bucket -> its sums when first touched since the last tick (the tick adds the change)
+        self.pending: dict[int, dict[str, list[int]]] = {}
         self.current: int | None = None  # bucket of the clock at the last tick
         self.dirty: set[tuple[str, str]] = set()
         self.published: dict[tuple[str, str], bool] = {}  # key -> last record was non-empty
@@ -95,31 +97,25 @@ class Aggregation:
         return changed, rejects
 
     def _add(self, bucket: int, scopes: dict[str, list[Any]], event: dict[str, Any]) -> None:
+        if bucket not in self.pending:  # first touch since the last tick: remember the base
+            self.pending[bucket] = {scope_id: agg[:4] for scope_id, agg in scopes.items()}
         # Sums are kept in integer micro-dollars: exact, and independent of the order in
         # which events, redeliveries and recoveries add them up.
-        micros = int(event["notional_usd"] * 1_000_000 + 0.5)
-        is_long = event["side"] == "long"
-        pending = self.pending.setdefault(bucket, {})
-        candidate = largest_of(event)
+        notional = event["notional_usd"]
+        micros = int(notional * 1_000_000 + 0.5)
+        side = 0 if event["side"] == "long" else 1
+        candidate = None
         for scope_id in scopes_of(event["exchange"], event["coin"]):
             agg = scopes.get(scope_id)
             if agg is None:
                 agg = scopes[scope_id] = [0, 0, 0, 0, None]
-            delta = pending.get(scope_id)
-            if delta is None:
-                delta = pending[scope_id] = [0, 0, 0, 0]
-            if is_long:
-                agg[0] += micros
-                agg[2] += 1
-                delta[0] += micros
-                delta[2] += 1
-            else:
-                agg[1] += micros
-                agg[3] += 1
-                delta[1] += micros
-                delta[3] += 1
-            if agg[4] is None or bigger(candidate, agg[4]):
-                agg[4] = candidate
+            agg[side] += micros
+            agg[side + 2] += 1
+            current = agg[4]
+            if current is None or notional >= current[0]:
+                candidate = candidate or largest_of(event)
+                if current is None or bigger(candidate, current):
+                    agg[4] = candidate
 
     # -- time -------------------------------------------------------------------------
     def advance(self, now_ms: int) -> None:
@@ -130,10 +126,15 @@ class Aggregation:
             self._recompute(now_bucket)
             return
         pending, self.pending = self.pending, {}
-        for bucket, deltas in pending.items():
-            for scope_id, delta in deltas.items():
-                for window, n in self.windows.items():
-                    if previous - n < bucket <= previous:
+        for bucket, bases in pending.items():
+            windows = [w for w, n in self.windows.items() if previous - n < bucket <= previous]
+            if not windows:
+                continue
+            for scope_id, agg in self.buckets[bucket]["s"].items():
+                base = bases.get(scope_id, _ZERO)
+                delta = [agg[0] - base[0], agg[1] - base[1], agg[2] - base[2], agg[3] - base[3]]
+                if delta[2] or delta[3]:
+                    for window in windows:
                         self._shift(scope_id, window, delta, +1, bucket)
         if now_bucket == previous:
             return

@@ -33,7 +33,7 @@ from aiokafka.structs import ConsumerRecord
 from stream.config import Settings
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
-from stream.schema import event_from_dict
+from stream.schema import event_from_dict, is_canonical
 
 log = logging.getLogger(__name__)
 
@@ -216,9 +216,15 @@ class Batcher(ConsumerRebalanceListener):
         return await self.producer.send(self.topics.batches, batch_value(partition, raws), key=b"*")
 
     def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
+        """The event's bytes to forward (raw when canonical), or None (duplicate, rejected)."""
         value = record.value or b""
         try:
-            event = event_from_dict(orjson.loads(value))
+            data = orjson.loads(value)
+            if type(data) is not dict or not is_canonical(data):
+                # Valid but not canonical (numbers as strings, ...): forward the normalized form.
+                event = event_from_dict(data)
+                data = event.to_dict()
+                value = event.to_json()
         except (orjson.JSONDecodeError, Rejected) as exc:
             reason = exc.reason if isinstance(exc, Rejected) else "invalid_json"
             self.rejected += 1
@@ -230,7 +236,7 @@ class Batcher(ConsumerRebalanceListener):
                 )
             )
             return None
-        if not self.seen.add(event.id, event.ts):
+        if not self.seen.add(data["id"], data["ts"]):
             self.duplicates += 1
             return None
         return value
