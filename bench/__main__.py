@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -55,21 +56,25 @@ async def prefill(settings: Settings, count: int, seed: int) -> None:
         await producer.stop()
 
 
-def start_worker(settings: Settings, workdir: Path, interval: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, workdir: Path, interval: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
     env = {
         **os.environ,
         "LIQSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LIQSTREAM_TOPIC_PREFIX": settings.topic_prefix,
         "LIQSTREAM_DATA_DIR": str(workdir / "worker"),
-        "LIQSTREAM_WEB_PORT": str(free_port()),
+        "LIQSTREAM_WEB_PORT": str(port),
         "LIQSTREAM_TOTALS_MIN_INTERVAL": interval,
         "LIQSTREAM_LOG_LEVEL": "WARNING",
     }
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "worker.log").open("ab")
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "stream", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
+    return process, port
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -106,19 +111,40 @@ async def watch_all_totals(
         await consumer.stop()
 
 
-async def measure_worker(settings: Settings, count: int, workdir: Path) -> dict[str, float]:
-    worker = start_worker(settings, workdir, "1s")
+async def events_applied(session: aiohttp.ClientSession, port: int) -> float | None:
     try:
-        seen = await watch_all_totals(settings, count, timeout_s=900)
-        first = next(t for t, _, c in seen if c > 0)
-        done = seen[-1][0]
-        # The first record comes one publish interval after the first batch: count its events.
-        first_count = next(c for _, _, c in seen if c > 0)
-        rate = (count - first_count) / max(done - first, 1e-9)
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None  # not listening yet
+    for line in text.splitlines():
+        if line.startswith("liqstream_worker_events_total "):
+            return float(line.split()[1])
+    return None
+
+
+async def measure_worker(settings: Settings, count: int, workdir: Path) -> dict[str, float]:
+    """Events/s from the first event the worker applies to the last (its own counter)."""
+    worker, port = start_worker(settings, workdir, "1s")
+    first = done = None
+    try:
+        async with aiohttp.ClientSession() as session:
+            deadline = time.monotonic() + 900
+            while time.monotonic() < deadline:
+                applied = await events_applied(session, port)
+                now = time.perf_counter()
+                if applied and first is None:
+                    first, first_applied = now, applied
+                if applied is not None and applied >= count:
+                    done = now
+                    break
+                await asyncio.sleep(0.02)
+        if first is None or done is None or done == first:
+            raise RuntimeError("the worker did not process the events; see worker.log")
         return {
             "events": count,
             "seconds": done - first,
-            "events_per_s": rate,
+            "events_per_s": (count - first_applied) / (done - first),
             "peak_rss_mb": peak_rss_mb(worker.pid),
         }
     finally:
@@ -133,7 +159,7 @@ async def measure_latency(
     prefix = settings.topic_prefix + "lat."
     settings = settings.model_copy(update={"topic_prefix": prefix})
     await ensure_topics(settings)
-    worker = start_worker(settings, workdir, "100ms")
+    worker, _ = start_worker(settings, workdir, "100ms")
     producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=0)
     await producer.start()
     topic = Topics.with_prefix(prefix).liquidations

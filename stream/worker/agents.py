@@ -20,6 +20,7 @@ from typing import Any
 import faust
 import orjson
 from faust.types import TP
+from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
 from stream.kafka import Topics
@@ -58,6 +59,16 @@ class WorkerAgents:
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
         self.active = False
         self.recovered = False
+        self.registry = CollectorRegistry()
+        self.events_applied = Counter(
+            "liqstream_worker_events", "Events added to the rolling totals", registry=self.registry
+        )
+        self.rejects = Counter(
+            "liqstream_worker_rejects",
+            "Events refused by the aggregation (too_late, from_future)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.table.on_recover(self._rebuild)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
         app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
@@ -84,10 +95,13 @@ class WorkerAgents:
         async for event in stream.events():
             offset = event.message.offset
             batch: dict[str, Any] = orjson.loads(event.value)
-            changed, rejects = self.aggregation.apply_batch(batch["events"], offset, now_ms())
+            events = batch["events"]
+            changed, rejects = self.aggregation.apply_batch(events, offset, now_ms())
+            self.events_applied.inc(len(events) - len(rejects))
             for bucket, value in changed.items():
                 self.table[str(bucket)] = orjson.dumps(value)
             for raw_event, reason in rejects:
+                self.rejects.labels(reason).inc()
                 record = {
                     "source": "worker",
                     "reason": reason,
@@ -102,5 +116,9 @@ class WorkerAgents:
         now = now_ms()
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)
+        # The producer directly: Faust's Topic.send costs far more per record, and a tick can
+        # carry hundreds of keys.
+        producer = self.app.producer
+        topic = self.topics.totals
         for key, record in self.aggregation.publish(now):
-            await self.totals_topic.send(key=key.encode(), value=orjson.dumps(record))
+            await producer.send(topic, key.encode(), orjson.dumps(record), None, None, None)

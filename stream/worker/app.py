@@ -28,12 +28,14 @@ def create_app(settings: Settings) -> faust.App:
     servers = ";".join(
         f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")
     )
+    app_id = f"{settings.topic_prefix}{settings.worker_id}"
     return faust.App(
-        f"{settings.topic_prefix}{settings.worker_id}",
+        app_id,
         broker=servers,
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
-        datadir=str(settings.data_dir / "worker"),
+        # Per app id: RocksDB files remember changelog offsets of that app's topics only.
+        datadir=str(settings.data_dir / "worker" / app_id),
         topic_replication_factor=settings.topic_replication,
         topic_partitions=1,
         producer_acks=-1,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import faust
+from prometheus_client import Gauge
 
 from stream.config import Settings
 from stream.worker.agents import WorkerAgents
@@ -21,9 +23,17 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     agents = WorkerAgents(app, settings)
     register_web(app, agents)
 
+    batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
+    for name, attribute, meaning in (
+        ("liqstream_batcher_forwarded", "forwarded", "Events forwarded to the batches topic"),
+        ("liqstream_batcher_duplicates", "duplicates", "Events dropped as already forwarded"),
+        ("liqstream_batcher_rejected", "rejected", "Invalid records dead-lettered"),
+    ):
+        gauge = Gauge(name, meaning, registry=agents.registry)
+        gauge.set_function(lambda attribute=attribute: getattr(batcher, attribute))
+
     @app.task
     async def run_batcher() -> None:
-        batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
         stop = asyncio.Event()
         await batcher.start()
         try:
@@ -36,8 +46,8 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
 
 def run_worker(settings: Settings) -> None:
     """Blocks until SIGINT/SIGTERM; Faust's worker handles the signals and a clean stop."""
-    (settings.data_dir / "worker").mkdir(parents=True, exist_ok=True)
     app, _ = build_worker(settings)
+    Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,

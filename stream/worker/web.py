@@ -7,13 +7,13 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from stream.worker.agents import WorkerAgents
 
 
 def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
-    registry = CollectorRegistry()
+    registry = agents.registry
     buckets = Gauge(
         "liqstream_worker_buckets", "Time buckets held by the aggregation", registry=registry
     )
@@ -37,7 +37,8 @@ def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp takes the charset separately, so not CONTENT_TYPE_LATEST verbatim
+        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
 
     @app.page("/api/totals")
     async def totals(web: View, request: Request) -> Response:
