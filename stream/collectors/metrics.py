@@ -63,6 +63,12 @@ class CollectorMetrics:
             ["topic"],
             registry=r,
         )
+        self.undeliverable = Counter(
+            "liqstream_publisher_undeliverable",
+            "Records Kafka refuses for good (e.g. too large), logged and dropped",
+            ["topic"],
+            registry=r,
+        )
         self.publish_errors = Counter(
             "liqstream_publisher_errors", "Failed attempts to deliver a batch to Kafka", registry=r
         )

@@ -23,6 +23,8 @@ from stream.schema import LiquidationEvent
 
 log = logging.getLogger(__name__)
 
+MAX_RECORD_CHARS = 256 * 1024  # Kafka's default limit is 1 MiB per record; stay well below
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -62,18 +64,15 @@ class FeedPipeline:
         """Publish the raw frame, its new events and its rejects; return the new events."""
         feed = self.feed
         self.metrics.frames.labels(feed.name).inc()
-        self.publisher.submit(
-            self.topics.raw,
-            feed.exchange,
-            orjson.dumps(
-                {
-                    "exchange": feed.exchange,
-                    "feed": feed.name,
-                    "received_ts": received_ts,
-                    "frame": text,
-                }
-            ),
-        )
+        raw: dict[str, Any] = {
+            "exchange": feed.exchange,
+            "feed": feed.name,
+            "received_ts": received_ts,
+            "frame": text,
+        }
+        if len(text) > MAX_RECORD_CHARS:  # the parser rejects it; keep the record deliverable
+            raw.update(frame=text[:MAX_RECORD_CHARS], truncated_from=len(text))
+        self.publisher.submit(self.topics.raw, feed.exchange, orjson.dumps(raw))
         parsed = feed.parse(text, self.book, received_ts)
         if any(r.reason == UNKNOWN_SYMBOL for r in parsed.rejects) and await self.book.refresh():
             parsed = feed.parse(text, self.book, received_ts)
@@ -109,7 +108,9 @@ class FeedPipeline:
         self.publisher.submit(
             self.topics.deadletter,
             self.feed.name,
-            deadletter_record(self.feed.name, rejected.reason, rejected.detail, now_ms()),
+            deadletter_record(
+                self.feed.name, rejected.reason, rejected.detail[:MAX_RECORD_CHARS], now_ms()
+            ),
         )
 
     def status(self, state: str, **details: Any) -> None:

@@ -151,10 +151,21 @@ class Publisher:
 
     async def _send_batch(self, producer: AIOKafkaProducer) -> None:
         batch = [self._buffer[i] for i in range(min(self.batch_size, len(self._buffer)))]
-        futures = []
+        futures: list[asyncio.Future[object]] = []
         try:
             for record in batch:
-                futures.append(await producer.send(record.topic, record.value, key=record.key))
+                try:
+                    futures.append(await producer.send(record.topic, record.value, key=record.key))
+                except KafkaError as exc:
+                    if exc.retriable:
+                        raise
+                    # Never deliverable (e.g. larger than the broker accepts): retrying would
+                    # block every record behind it, so it is counted and logged, not kept.
+                    self.metrics.undeliverable.labels(record.topic).inc()
+                    log.error(
+                        "record for %s can never be delivered (%r); dropped", record.topic, exc
+                    )
+                    futures.append(_done_future())
         finally:
             results = await self._wait_delivered(futures)
         delivered = 0
@@ -169,3 +180,9 @@ class Publisher:
         if delivered < len(batch):
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             raise failure if isinstance(failure, KafkaError) else KafkaError(repr(failure))
+
+
+def _done_future() -> asyncio.Future[object]:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future

@@ -9,33 +9,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stream.collectors import (
-    binance,
-    bitfinex,
-    bitget,
-    bitmex,
-    bybit,
-    deribit,
-    dydx,
-    gate,
-    htx,
-    kraken,
-    okx,
-)
+from stream.collectors import binance
 from stream.collectors.venue import Feed
 
 VENUES: dict[str, ModuleType] = {
     "binance": binance,
-    "bybit": bybit,
-    "okx": okx,
-    "bitmex": bitmex,
-    "deribit": deribit,
-    "htx": htx,
-    "gate": gate,
-    "bitfinex": bitfinex,
-    "bitget": bitget,
-    "kraken": kraken,
-    "dydx": dydx,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

@@ -67,3 +67,20 @@ async def test_records_survive_a_broker_outage(tmp_path: Path) -> None:
         assert {value["n"] for value in values} == set(range(200))
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+@pytest.mark.kafka
+async def test_a_record_kafka_refuses_for_good_does_not_block_the_rest(kafka_settings) -> None:
+    await ensure_topics(kafka_settings)
+    metrics = CollectorMetrics()
+    publisher = Publisher(kafka_settings, metrics)
+    publisher.start()
+    topic = f"{kafka_settings.topic_prefix}liquidations.raw"
+    publisher.submit(topic, "k", b'{"n": 1}')
+    publisher.submit(topic, "k", b"x" * 2_000_000)  # above the 1 MiB request limit
+    publisher.submit(topic, "k", b'{"n": 2}')
+    await publisher.close(timeout_s=30)
+    assert publisher.pending == 0
+    assert metrics.undeliverable.labels(topic)._value.get() == 1
+    values = await consume_until(kafka_settings, topic, lambda v: len(v) >= 2, timeout_s=20)
+    assert [v["n"] for v in values] == [1, 2]

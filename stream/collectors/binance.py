@@ -1,0 +1,226 @@
+"""Binance USD-M and COIN-M futures: the `!forceOrder@arr` stream (all symbols).
+
+Documented frame (USD-M):
+    {"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
+     "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014",
+     "T":1568014460893}}
+COIN-M adds `"ps":"BTCUSD"` and counts `z` in contracts of `contractSize` USD.
+
+- `S` is the side of the forced *order*: SELL closes a long (side "long").
+- Size: `z` (accumulated filled), price: `ap` (average fill), falling back to `p` when `ap`
+  is 0 (an order not filled yet reports ap 0).
+- Completeness: Binance pushes at most one liquidation per symbol per second (the latest in
+  that second), so totals from this feed are a lower bound.
+- Since 2026 the USD-M stream lives under `/market` on fstream; on the bare host it silently
+  delivers nothing. Connections are cut after 24 h: reconnect before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+
+from stream.collectors.parsing import load_frame, lookup, reject
+from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import make_event
+from stream.symbols import canonical_coin
+
+_LINEAR_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
+_COINM_SYMBOL = re.compile(r"^(?P<base>[A-Z0-9]+)USD_(?:PERP|\d{6})$")
+
+
+def _subscribe(symbols: Sequence[str]) -> list[str]:
+    return []  # the stream is named in the URL path
+
+
+def _fake_reply(text: str) -> list[str]:
+    """Binance acks a live SUBSCRIBE/LIST_SUBSCRIPTIONS with {"result": ..., "id": ...}."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    if isinstance(message, dict) and "method" in message:
+        result = ["!forceOrder@arr"] if message["method"] == "LIST_SUBSCRIPTIONS" else None
+        return [orjson.dumps({"result": result, "id": message.get("id")}).decode()]
+    return []
+
+
+def _linear_instrument(symbol: str) -> Instrument | None:
+    """USD-M rules follow from the symbol: quantities are in (possibly 1000x) coins."""
+    for quote in _LINEAR_QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            coin, units = canonical_coin(symbol[: -len(quote)])
+            return Instrument(symbol, coin, quote, "linear", 1.0, units)
+    return None
+
+
+def _coinm_instrument(symbol: str, instruments: Instruments) -> Instrument | None:
+    known = instruments.get(symbol)
+    if known is not None:
+        return known
+    match = _COINM_SYMBOL.match(symbol)
+    if match is None:
+        return None
+    # Documented rule when no metadata was fetched: 100 USD per BTC contract, 10 otherwise.
+    coin, _ = canonical_coin(match["base"])
+    return Instrument(symbol, coin, "USD", "inverse", 100.0 if coin == "BTC" else 10.0)
+
+
+def _parse(text: str, instruments: Instruments, received_ts: int, *, coin_margined: bool) -> Parsed:
+    parsed = Parsed()
+    frame = load_frame(text, parsed)
+    if frame is None:
+        return parsed
+    if isinstance(frame, dict) and "data" in frame and "stream" in frame:
+        frame = frame["data"]  # combined-stream wrapper
+    if isinstance(frame, dict) and ("result" in frame or "id" in frame) and "e" not in frame:
+        return parsed  # subscription answer
+    items = frame if isinstance(frame, list) else [frame]
+    for item in items:
+        _parse_item(item, instruments, received_ts, coin_margined, parsed)
+    return parsed
+
+
+def _parse_item(
+    item: Any, instruments: Instruments, received_ts: int, coin_margined: bool, parsed: Parsed
+) -> None:
+    if (
+        not isinstance(item, dict)
+        or item.get("e") != "forceOrder"
+        or not isinstance(item.get("o"), dict)
+    ):
+        reject(parsed, "unexpected_shape", item)
+        return
+    order = item["o"]
+    symbol = order.get("s")
+    side = {"SELL": "long", "BUY": "short"}.get(order.get("S"))
+    if not isinstance(symbol, str) or side is None:
+        reject(parsed, "unexpected_shape", item)
+        return
+    try:
+        filled = float(order.get("z") or order.get("q") or "nan")
+        price = float(order.get("ap") or 0) or float(order.get("p") or "nan")
+    except (TypeError, ValueError):
+        reject(parsed, "invalid_number", item)
+        return
+    if coin_margined:
+        instrument = _coinm_instrument(symbol, instruments)
+        if instrument is None:
+            lookup(instruments, symbol, parsed, item)
+            return
+        notional = filled * instrument.contract_size
+        quantity = notional / price if price > 0 else float("nan")
+    else:
+        instrument = instruments.get(symbol) or _linear_instrument(symbol)
+        if instrument is None:
+            lookup(instruments, symbol, parsed, item)
+            return
+        quantity = filled * instrument.units
+        price = price / instrument.units
+        notional = quantity * price
+    try:
+        parsed.events.append(
+            make_event(
+                exchange="binance",
+                symbol=symbol,
+                coin=instrument.coin,
+                quote=instrument.quote,
+                contract_type=instrument.contract_type,
+                side=side,
+                price=price,
+                quantity=quantity,
+                notional_usd=notional,
+                ts=order.get("T", received_ts),
+                received_ts=received_ts,
+            )
+        )
+    except Rejected as rejected:
+        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {text_of(item)}"))
+
+
+def text_of(item: Any) -> str:
+    return orjson.dumps(item).decode()
+
+
+def parse_usdm(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    return _parse(text, instruments, received_ts, coin_margined=False)
+
+
+def parse_coinm(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    return _parse(text, instruments, received_ts, coin_margined=True)
+
+
+def _render(coin_margined: bool) -> Callable[[Instrument, str, float, float, int, int], str]:
+    def render(
+        instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
+    ) -> str:
+        if coin_margined:
+            contracts = max(1, round(coins * price / instrument.contract_size))
+            size, quoted_price = contracts, price
+        else:
+            size, quoted_price = coins / instrument.units, price * instrument.units
+        order = {
+            "s": instrument.symbol,
+            "S": "SELL" if side == "long" else "BUY",
+            "o": "LIMIT",
+            "f": "IOC",
+            "q": repr(size),
+            "p": repr(quoted_price),
+            "ap": repr(quoted_price),
+            "X": "FILLED",
+            "l": repr(size),
+            "z": repr(size),
+            "T": ts_ms,
+        }
+        if coin_margined:
+            order["ps"] = instrument.symbol.split("_")[0]
+        return orjson.dumps({"e": "forceOrder", "E": ts_ms + 1, "o": order}).decode()
+
+    return render
+
+
+def _coinm_from_rest(payload: Any) -> dict[str, Instrument]:
+    """/dapi/v1/exchangeInfo: {"symbols": [{"symbol", "baseAsset", "contractSize", ...}]}."""
+    instruments = {}
+    for row in payload["symbols"]:
+        coin, _ = canonical_coin(row["baseAsset"])
+        instruments[row["symbol"]] = Instrument(
+            row["symbol"], coin, "USD", "inverse", float(row["contractSize"])
+        )
+    return instruments
+
+
+NOTES = "at most one liquidation per symbol per second is published: totals are a lower bound"
+
+FEEDS = (
+    Feed(
+        name="binance-usdm",
+        exchange="binance",
+        url="wss://fstream.binance.com/market/ws/!forceOrder@arr",
+        subscribe=_subscribe,
+        parse=parse_usdm,
+        max_connection_age_s=23.5 * 3600,
+        idle_timeout_s=900.0,  # quiet markets send nothing; the server pings every 3 min
+        fake_reply=_fake_reply,
+        render=_render(coin_margined=False),
+        notes=NOTES,
+    ),
+    Feed(
+        name="binance-coinm",
+        exchange="binance",
+        url="wss://dstream.binance.com/ws/!forceOrder@arr",
+        subscribe=_subscribe,
+        parse=parse_coinm,
+        max_connection_age_s=23.5 * 3600,
+        idle_timeout_s=900.0,
+        fake_reply=_fake_reply,
+        instruments_url="https://dapi.binance.com/dapi/v1/exchangeInfo",
+        instruments_from_rest=_coinm_from_rest,
+        render=_render(coin_margined=True),
+        notes=NOTES,
+    ),
+)
