@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 from collections.abc import Sequence
 
 from stream.collectors.service import CollectorService
@@ -36,10 +38,30 @@ async def run_pipeline(
             fakes.append(fake)
     service = CollectorService(settings, feeds, urls=urls, refresh_instruments=live)
     collectors = asyncio.create_task(service.run(), name="collectors")
+    # The Faust worker owns its event loop and signals, so it runs as a child process.
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "stream", "worker", env={**os.environ, **settings_env(settings)}
+    )
+    log.info("worker API on http://%s:%d/api/totals", settings.web_host, settings.web_port)
     try:
         await stop.wait()
     finally:
+        if worker.returncode is None:
+            worker.terminate()
+        await worker.wait()
         service.stop.set()
         await collectors
         for fake in fakes:
             await fake.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as LIQSTREAM_* variables, for a child process (secrets included)."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"LIQSTREAM_{name.upper()}"] = str(value)
+    return env
