@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stream.collectors import binance
+from stream.collectors import binance, bybit, okx
 from stream.collectors.venue import Feed
 
 VENUES: dict[str, ModuleType] = {
     "binance": binance,
+    "bybit": bybit,
+    "okx": okx,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}
