@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stream.collectors import binance, bybit, okx
+from stream.collectors import binance, bitfinex, bitget, bybit, dydx, gate, htx, kraken, okx
 from stream.collectors.venue import Feed
 
 VENUES: dict[str, ModuleType] = {
     "binance": binance,
     "bybit": bybit,
     "okx": okx,
+    "htx": htx,
+    "gate": gate,
+    "bitfinex": bitfinex,
+    "bitget": bitget,
+    "kraken": kraken,
+    "dydx": dydx,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

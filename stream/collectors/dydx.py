@@ -1,0 +1,218 @@
+"""dYdX v4: liquidation trades on the Indexer's public `v4_trades` channel, one market each.
+
+The channel carries every trade; `type: "LIQUIDATED"` marks a fill whose taker order was a
+liquidation order (`DELEVERAGED` fills are auto-deleveraging of the winning side, not counted).
+`side` is the taker's, hence the liquidation order's: `SELL` = a long liquidated. `size` is in
+coins, `createdAt` ISO-8601. The `subscribed` answer replays recent trades: they are parsed
+too, and the shell drops repeats by trade `id`.
+
+Source: docs.dydx.exchange "Indexer Websocket" (connection, subscribe, heartbeat: the server
+sends a websocket ping every 30 s and disconnects without a pong in 10 s, answered by the
+websocket library). The Indexer caps a connection at 32 subscriptions per channel (as
+nautilus_trader's dYdX adapter documents), and the Feed contract has one connection per feed,
+so at most 32 markets are followed (majors first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from stream.collectors.parsing import item_text, load_frame, reject
+from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent, make_event
+from stream.symbols import canonical_coin
+
+EXCHANGE = "dydx"
+CHANNEL = "v4_trades"
+MAX_MARKETS = 32  # Indexer limit: subscriptions per channel per connection
+PRIORITY = ("BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "DOGE-USD", "LINK-USD", "AVAX-USD")
+_POSITION_SIDE = {"SELL": "long", "BUY": "short"}  # the taker is the liquidation order
+_ORDER_SIDE = {"long": "SELL", "short": "BUY"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def subscribe(symbols: Sequence[str]) -> list[str]:
+    """One message per market, for at most MAX_MARKETS markets: PRIORITY first, then by name."""
+    rank = {market: index for index, market in enumerate(PRIORITY)}
+    chosen = sorted(set(symbols), key=lambda m: (rank.get(m, len(rank)), m))[:MAX_MARKETS]
+    return [
+        orjson.dumps({"type": "subscribe", "channel": CHANNEL, "id": market}).decode()
+        for market in chosen
+    ]
+
+
+def fake_reply(text: str) -> list[str]:
+    """What the Indexer answers: `subscribed` with the (here empty) recent trades."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(message, dict) or message.get("type") != "subscribe":
+        return []
+    reply: dict[str, Any] = {
+        "type": "subscribed",
+        "connection_id": "00000000-0000-4000-8000-000000000000",
+        "message_id": 1,
+        "channel": message.get("channel"),
+        "id": message.get("id"),
+        "contents": {"trades": []},
+    }
+    return [orjson.dumps(reply).decode()]
+
+
+def created_at_ms(created_at: Any) -> int:
+    """`2026-09-17T13:39:47.542Z` -> ms since the epoch (exact, no float rounding)."""
+    try:
+        moment = datetime.fromisoformat(created_at)
+    except (TypeError, ValueError):
+        raise Rejected("ts_invalid", f"createdAt={created_at!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MS
+
+
+def iso(ts: int) -> str:
+    return (_EPOCH + ts * _MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def instrument_from_market(market: str) -> Instrument:
+    """`BTC-USD` -> BTC/USD linear (collateral is USDC, counted at par)."""
+    base, quote = market.split("-")
+    coin, units = canonical_coin(base)
+    return Instrument(market, coin, quote, "linear", 1.0, units)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _event(trade: dict[str, Any], instrument: Instrument, received_ts: int) -> LiquidationEvent:
+    wire_price = _number(trade["price"])
+    size = _number(trade["size"])
+    return make_event(
+        exchange=EXCHANGE,
+        symbol=instrument.symbol,
+        coin=instrument.coin,
+        quote=instrument.quote,
+        contract_type="linear",
+        side=_POSITION_SIDE.get(str(trade.get("side")), ""),
+        price=wire_price / instrument.units,
+        quantity=size * instrument.units,
+        notional_usd=size * wire_price,
+        ts=created_at_ms(trade.get("createdAt")),
+        received_ts=received_ts,
+        id=trade.get("id"),
+    )
+
+
+def _trades(frame: dict[str, Any]) -> list[Any] | None:
+    contents = frame.get("contents")
+    if frame.get("type") == "channel_batch_data" and isinstance(contents, list):
+        return [t for batch in contents for t in batch["trades"]]
+    trades = contents.get("trades") if isinstance(contents, dict) else None
+    return trades if isinstance(trades, list) else None
+
+
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    """Sample frame:
+    {"type":"channel_data","connection_id":"3a2e4c0c-7579-4bf6-a570-e0979418bbe9",
+     "message_id":15897,"id":"BTC-USD","channel":"v4_trades","version":"2.1.0",
+     "contents":{"trades":[{"id":"064e89330000000200000002","side":"SELL","size":"0.0004",
+     "price":"75974","type":"LIQUIDATED","createdAt":"2026-09-17T13:39:47.542Z"}]}}
+    """
+    parsed = Parsed()
+    frame = load_frame(text, parsed)
+    if frame is None:
+        return parsed
+    if not isinstance(frame, dict):
+        reject(parsed, "unexpected_shape", frame)
+        return parsed
+    kind = frame.get("type")
+    if kind == "error":
+        reject(parsed, "venue_error", frame)
+        return parsed
+    if kind not in ("subscribed", "channel_data", "channel_batch_data"):
+        return parsed  # connected, unsubscribed
+    try:
+        market = frame["id"]
+        trades = _trades(frame) if frame.get("channel") == CHANNEL else None
+        instrument = instruments.get(market) or instrument_from_market(market)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        trades = None
+    if trades is None:
+        reject(parsed, "unexpected_shape", frame)
+        return parsed
+    for trade in trades:
+        try:
+            if trade.get("type") != "LIQUIDATED":
+                continue  # ordinary fills and deleveraging
+            parsed.events.append(_event(trade, instrument, received_ts))
+        except Rejected as exc:
+            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(trade)}"))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            reject(parsed, "malformed_item", trade)
+    return parsed
+
+
+def render(
+    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
+) -> str:
+    trade = {
+        "id": f"{seq:024x}",
+        "side": _ORDER_SIDE[side],
+        "size": repr(coins / instrument.units),
+        "price": repr(price * instrument.units),
+        "type": "LIQUIDATED",
+        "createdAt": iso(ts_ms),
+    }
+    frame = {
+        "type": "channel_data",
+        "connection_id": "00000000-0000-4000-8000-000000000000",
+        "message_id": seq,
+        "id": instrument.symbol,
+        "channel": CHANNEL,
+        "version": "2.1.0",
+        "contents": {"trades": [trade]},
+    }
+    return orjson.dumps(frame).decode()
+
+
+def instruments_from_rest(payload: object) -> dict[str, Instrument]:
+    """`GET /v4/perpetualMarkets`: {"markets":{"BTC-USD":{"ticker":"BTC-USD",
+    "status":"ACTIVE", ...}}}. Active markets only: this list is also what is subscribed."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("markets"), dict):
+        raise ValueError(f"unexpected perpetualMarkets answer: {str(payload)[:200]}")
+    return {
+        ticker: instrument_from_market(ticker)
+        for ticker, market in payload["markets"].items()
+        if market.get("status") == "ACTIVE"
+    }
+
+
+FEEDS: tuple[Feed, ...] = (
+    Feed(
+        name="dydx",
+        exchange=EXCHANGE,
+        url="wss://indexer.dydx.trade/v4/ws",
+        subscribe=subscribe,
+        parse=parse,
+        needs_symbols=True,
+        idle_timeout_s=120.0,  # the full trade tape of the followed markets
+        fake_reply=fake_reply,
+        instruments_url="https://indexer.dydx.trade/v4/perpetualMarkets",
+        instruments_from_rest=instruments_from_rest,
+        render=render,
+        notes=(
+            "full trade tape, but of at most 32 markets (the Indexer's per-connection limit):"
+            " liquidations in other markets are not seen"
+        ),
+    ),
+)

@@ -1,0 +1,202 @@
+"""Gate USDT-settled perpetuals: the `futures.public_liquidates` channel (since 2025-02-19).
+
+Documented: "each contract can push up to one liquidate order data every 1 second", so totals
+are a lower bound. Source: Gate Futures WebSocket v4 docs, "public liquidates order API".
+
+The live feed differs from the documentation (gateio/WebSocket-API issue #132, frames captured
+2026-08-10): `result` is a bare object rather than an array, the item's timestamp is `time`
+(ms) rather than `time_ms`, and `price` is a string. The parser accepts both shapes.
+
+Side, **unconfirmed** by Gate: the sign of `size`. Gate signs every order size (positive buy,
+negative sell), and `size` here is the "liquidate order quantity", so a negative size is a
+forced sell, i.e. a long liquidated. Independent live readers of this channel agree (size < 0
+-> long). Decision: negative = long, positive = short.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from stream.collectors.parsing import item_text, load_frame, lookup, reject
+from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent, make_event
+from stream.symbols import canonical_coin
+
+EXCHANGE = "gate"
+CHANNEL = "futures.public_liquidates"
+_MS_THRESHOLD = 100_000_000_000  # below this a timestamp is in seconds (Gate's `time` fields)
+
+
+def subscribe_messages(symbols: Sequence[str], now_s: int) -> list[str]:
+    """`!all` covers every contract; Gate wants the request time in seconds."""
+    message = {"time": now_s, "channel": CHANNEL, "event": "subscribe", "payload": ["!all"]}
+    return [orjson.dumps(message).decode()]
+
+
+def subscribe(symbols: Sequence[str]) -> list[str]:
+    return subscribe_messages(symbols, int(time.time()))
+
+
+# The Feed's ping is a fixed text, so it cannot carry the request `time` (seconds) that Gate's
+# request format lists. Should Gate ignore a ping without it, the websocket library's own
+# protocol-level pings (every 20 s) still keep the connection alive.
+PING_TEXT = orjson.dumps({"channel": "futures.ping"}).decode()
+
+
+def fake_reply(text: str) -> list[str]:
+    """What Gate answers: a subscribe ack with `status: success`, `futures.pong` for a ping."""
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(message, dict):
+        return []
+    now_ms = time.time_ns() // 1_000_000
+    header: dict[str, Any] = {"time": now_ms // 1000, "time_ms": now_ms}
+    if message.get("channel") == "futures.ping":
+        reply = {**header, "channel": "futures.pong", "event": "", "result": None}
+    elif message.get("channel") == CHANNEL and message.get("event") == "subscribe":
+        reply = {
+            **header,
+            "channel": CHANNEL,
+            "event": "subscribe",
+            "result": {"status": "success"},
+        }
+    else:
+        return []
+    return [orjson.dumps(reply).decode()]
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _ts_ms(item: dict[str, Any], frame: dict[str, Any], received_ts: int) -> Any:
+    value = item.get("time_ms", item.get("time", frame.get("time_ms", received_ts)))
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < _MS_THRESHOLD:
+        return value * 1000
+    return value
+
+
+def _event(
+    item: dict[str, Any],
+    frame: dict[str, Any],
+    instruments: Instruments,
+    received_ts: int,
+    parsed: Parsed,
+) -> LiquidationEvent | None:
+    instrument = lookup(instruments, item["contract"], parsed, item)
+    if instrument is None:
+        return None
+    size = _number(item["size"])
+    return make_event(
+        exchange=EXCHANGE,
+        symbol=instrument.symbol,
+        coin=instrument.coin,
+        quote=instrument.quote,
+        contract_type=instrument.contract_type,
+        side="long" if size < 0 else "short",
+        price=_number(item["price"]) / instrument.units,
+        quantity=abs(size) * instrument.contract_size * instrument.units,
+        notional_usd=abs(size) * instrument.contract_size * _number(item["price"]),
+        ts=_ts_ms(item, frame, received_ts),
+        received_ts=received_ts,
+    )
+
+
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    """Sample frame (as documented; live frames carry one bare object in `result`):
+    {"channel":"futures.public_liquidates","event":"update","time":1541505434,
+     "time_ms":1541505434123,"result":[{"price":215.1,"size":-124,"time_ms":1541486601123,
+     "contract":"BTC_USD"}]}
+    """
+    parsed = Parsed()
+    frame = load_frame(text, parsed)
+    if frame is None:
+        return parsed
+    if not isinstance(frame, dict):
+        reject(parsed, "unexpected_shape", frame)
+        return parsed
+    if frame.get("error"):
+        reject(parsed, "venue_error", frame)
+        return parsed
+    if frame.get("channel") != CHANNEL or frame.get("event") != "update":
+        return parsed  # subscribe acks, futures.pong
+    result = frame.get("result")
+    items: list[Any] = result if isinstance(result, list) else [result]
+    for item in items:
+        try:
+            event = _event(item, frame, instruments, received_ts, parsed)
+        except Rejected as exc:
+            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            reject(parsed, "malformed_item", item)
+        else:
+            if event is not None:
+                parsed.events.append(event)
+    return parsed
+
+
+def render(
+    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
+) -> str:
+    """The live shape: one bare object, `time` in ms, price as a string."""
+    contracts = coins / instrument.units / instrument.contract_size
+    item = {
+        "contract": instrument.symbol,
+        "price": repr(price * instrument.units),
+        "time": ts_ms,
+        "size": -contracts if side == "long" else contracts,
+    }
+    frame = {
+        "time": ts_ms // 1000,
+        "time_ms": ts_ms,
+        "channel": CHANNEL,
+        "event": "update",
+        "result": item,
+    }
+    return orjson.dumps(frame).decode()
+
+
+def instruments_from_rest(payload: object) -> dict[str, Instrument]:
+    """`GET /api/v4/futures/usdt/contracts`: [{"name":"BTC_USDT","type":"direct",
+    "quanto_multiplier":"0.0001", ...}]; coins per contract = quanto_multiplier."""
+    if not isinstance(payload, list):
+        raise ValueError(f"unexpected contracts answer: {str(payload)[:200]}")
+    instruments = {}
+    for row in payload:
+        name = row["name"]
+        base, quote = name.split("_")[:2]
+        coin, units = canonical_coin(base)
+        multiplier = float(row["quanto_multiplier"])
+        instruments[name] = Instrument(name, coin, quote, "linear", multiplier, units)
+    return instruments
+
+
+FEEDS: tuple[Feed, ...] = (
+    Feed(
+        name="gate",
+        exchange=EXCHANGE,
+        url="wss://fx-ws.gateio.ws/v4/ws/usdt",
+        subscribe=subscribe,
+        parse=parse,
+        ping_text=PING_TEXT,
+        ping_interval_s=15.0,
+        idle_timeout_s=60.0,  # every ping is answered by futures.pong
+        fake_reply=fake_reply,
+        instruments_url="https://api.gateio.ws/api/v4/futures/usdt/contracts",
+        instruments_from_rest=instruments_from_rest,
+        render=render,
+        notes=(
+            "at most one liquidation per contract per second is published: totals are a lower"
+            " bound; side from the sign of size is unconfirmed by Gate (negative = long)"
+        ),
+    ),
+)

@@ -1,0 +1,178 @@
+"""Bitfinex liq:global: one event per position (trigger row), liquidation price, AMOUNT sign."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.collectors import bitfinex
+from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.venue import Instrument
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bitfinex"
+RECEIVED = 1_609_144_353_000
+(FEED,) = bitfinex.FEEDS
+SNAPSHOT = bundled_snapshot("bitfinex")
+
+
+def frame(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
+def test_feed() -> None:
+    assert (FEED.name, FEED.exchange) == ("bitfinex", "bitfinex")
+    assert FEED.url == "wss://api-pub.bitfinex.com/ws/2"
+    assert not FEED.needs_symbols
+    assert FEED.ping_text is None and FEED.fake_heartbeat() is None  # `hb` needs no answer
+
+
+def test_subscribe() -> None:
+    assert FEED.subscribe([]) == ['{"event":"subscribe","channel":"status","key":"liq:global"}']
+
+
+def test_fake_server_acks_with_a_channel_id() -> None:
+    (ack,) = FEED.fake_reply(FEED.subscribe([])[0])
+    assert orjson.loads(ack) == orjson.loads(frame("subscribed.json"))
+    (pong,) = FEED.fake_reply('{"event":"ping","cid":1234}')
+    assert orjson.loads(pong)["cid"] == 1234
+
+
+def test_snapshot_counts_each_position_once() -> None:
+    parsed = FEED.parse(frame("snapshot_multi.json"), SNAPSHOT, RECEIVED)
+    btc, eth = parsed.events
+    # Position 145400868, tBTCF0:USTF0: trigger row (IS_MATCH 0), AMOUNT +0.0425 = a long
+    # died; price = PRICE_ACQUIRED 26550 (not BASE_PRICE 27113, the entry price);
+    # USD = 0.0425 x 26550 = 1128.375. Its execution row (IS_MATCH 1) adds nothing.
+    assert (btc.exchange, btc.symbol, btc.coin, btc.quote) == (
+        "bitfinex",
+        "tBTCF0:USTF0",
+        "BTC",
+        "USDT",
+    )
+    assert btc.contract_type == "linear"
+    assert btc.side == "long"
+    assert btc.price == 26550
+    assert btc.quantity == 0.0425
+    assert btc.notional_usd == pytest.approx(1128.375, rel=1e-12)
+    assert btc.ts == 1609144352338
+    assert btc.id == "145400868"  # POS_ID
+    # Position 145400869, margin pair tETHUSD: AMOUNT -1.5 = a short died at 741.5;
+    # USD = 1.5 x 741.5 = 1112.25; the fractional TIME_MS is truncated to whole ms.
+    assert (eth.symbol, eth.coin, eth.quote, eth.side) == ("tETHUSD", "ETH", "USD", "short")
+    assert (eth.price, eth.quantity, eth.notional_usd) == (741.5, 1.5, 1112.25)
+    assert eth.ts == 1609144352338
+    assert eth.id == "145400869"
+    # tBTCEUR has no USD value.
+    assert [r.reason for r in parsed.rejects] == ["quote_not_usd"]
+    assert "tBTCEUR" in parsed.rejects[0].detail
+
+
+def test_update_for_a_symbol_missing_from_the_snapshot() -> None:
+    (event,) = FEED.parse(frame("update.json"), SNAPSHOT, RECEIVED).events
+    # tSUIF0:USTF0: AMOUNT -1200 = a short died; USD = 1200 x 1.3575 = 1629.
+    assert (event.symbol, event.coin, event.quote, event.side) == (
+        "tSUIF0:USTF0",
+        "SUI",
+        "USDT",
+        "short",
+    )
+    assert (event.price, event.quantity) == (1.3575, 1200)
+    assert event.notional_usd == pytest.approx(1629, rel=1e-12)
+    assert (event.ts, event.id) == (1609144360001, "145400871")
+
+
+def test_bad_rows_are_rejected_with_reasons() -> None:
+    parsed = FEED.parse(frame("update_bad.json"), SNAPSHOT, RECEIVED)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == [
+        "quantity_not_positive",  # AMOUNT 0
+        "quantity_not_finite",  # "NaN"
+        "price_not_a_number",  # PRICE_ACQUIRED null
+        "price_not_positive",  # negative price
+        "malformed_item",  # a short row
+        "malformed_item",  # not a row
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "reasons"),
+    [
+        ("subscribed.json", []),
+        ("info.json", []),
+        ("heartbeat.json", []),
+        ("error.json", ["venue_error"]),
+        ("truncated.txt", ["invalid_json"]),
+    ],
+)
+def test_frames_without_liquidations(name: str, reasons: list[str]) -> None:
+    parsed = FEED.parse(frame(name), SNAPSHOT, RECEIVED)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == reasons
+
+
+@pytest.mark.parametrize("text", ['"pos"', "[91684]", '[91684,{"a":1}]', "[1, 2, 3]"])
+def test_wrong_shapes_are_rejected(text: str) -> None:
+    parsed = FEED.parse(text, SNAPSHOT, RECEIVED)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == ["unexpected_shape"]
+
+
+def test_empty_snapshot_yields_nothing() -> None:
+    parsed = FEED.parse("[91684,[]]", SNAPSHOT, RECEIVED)
+    assert parsed.events == [] and parsed.rejects == []
+
+
+@pytest.mark.parametrize(
+    ("symbol", "coin", "quote"),
+    [
+        ("tBTCF0:USTF0", "BTC", "USDT"),
+        ("tETHUSD", "ETH", "USD"),
+        ("tBTCUST", "BTC", "USDT"),
+        ("tDOGE:USD", "DOGE", "USD"),
+    ],
+)
+def test_symbols(symbol: str, coin: str, quote: str) -> None:
+    assert bitfinex.instrument_from_symbol(symbol) == Instrument(symbol, coin, quote, "linear")
+
+
+def test_instruments_from_rest() -> None:
+    assert FEED.instruments_from_rest is not None
+    instruments = FEED.instruments_from_rest(orjson.loads(frame("rest_futures_pairs.json")))
+    assert sorted(instruments) == [
+        "tBTCF0:USTF0",
+        "tETHF0:USTF0",
+        "tEURF0:USTF0",
+        "tSOLF0:USTF0",
+        "tXAUTF0:USTF0",
+    ]
+    assert instruments["tBTCF0:USTF0"] == SNAPSHOT["tBTCF0:USTF0"]
+    with pytest.raises(ValueError):
+        FEED.instruments_from_rest({"error": "ratelimit"})
+
+
+@pytest.mark.parametrize("symbol", sorted(SNAPSHOT))
+@settings(max_examples=25, deadline=None)
+@given(
+    side=st.sampled_from(["long", "short"]),
+    price=st.floats(min_value=1e-6, max_value=1e7),
+    coins=st.floats(min_value=1e-6, max_value=1e6),
+    ts=st.integers(min_value=1_500_000_000_000, max_value=2_000_000_000_000),
+    seq=st.integers(min_value=1, max_value=2**40),
+)
+def test_render_round_trip(
+    symbol: str, side: str, price: float, coins: float, ts: int, seq: int
+) -> None:
+    instrument = SNAPSHOT[symbol]
+    assert FEED.render is not None
+    parsed = FEED.parse(FEED.render(instrument, side, price, coins, ts, seq), SNAPSHOT, RECEIVED)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    assert (event.side, event.coin, event.symbol, event.ts) == (side, instrument.coin, symbol, ts)
+    assert event.id == str(seq)
+    assert event.price == pytest.approx(price, rel=1e-9)
+    assert event.quantity == pytest.approx(coins, rel=1e-9)
+    assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
