@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from stream.collectors import binance, bitfinex, bitget, bybit, dydx, gate, htx, kraken, okx
+from stream.collectors import (
+    binance,
+    bitfinex,
+    bitget,
+    bybit,
+    deribit,
+    dydx,
+    gate,
+    htx,
+    kraken,
+    okx,
+)
 from stream.collectors.venue import Feed
 
 VENUES: dict[str, ModuleType] = {
     "binance": binance,
     "bybit": bybit,
     "okx": okx,
+    "deribit": deribit,
     "htx": htx,
     "gate": gate,
     "bitfinex": bitfinex,

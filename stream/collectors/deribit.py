@@ -1,0 +1,204 @@
+"""Deribit: liquidations flagged in the public trade tape (JSON-RPC over websocket).
+
+Documented trade item (inside {"method":"subscription","params":{"channel":..,"data":[..]}}):
+    {"trade_seq":30289432,"trade_id":"48079254","timestamp":1590484156350,
+     "tick_direction":0,"price":8950,"mark_price":8948.9,"instrument_name":"BTC-PERPETUAL",
+     "index_price":8955.88,"direction":"sell","amount":10,"liquidation":"M"}
+
+- `liquidation`: "M" the maker was liquidated, "T" the taker, "MT" both (two liquidations of
+  the same amount, one per side). `direction` is the taker's: T + sell = a long died; M + buy
+  = the maker sold = a long died.
+- `amount`: USD for inverse perpetuals and futures, coins for linear (USDC/USDT) instruments.
+- `public/set_heartbeat` asks the server for heartbeats; each `test_request` must be answered
+  with `public/test` or the connection is closed. Unauthenticated trades arrive in 100 ms
+  batches; the tape is complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from stream.collectors.parsing import load_frame, reject
+from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import make_event
+from stream.symbols import canonical_coin
+
+CHANNELS = ("trades.future.BTC.100ms", "trades.future.ETH.100ms", "trades.future.USDC.100ms")
+HEARTBEAT_S = 30
+
+
+def subscribe(symbols: Sequence[str]) -> list[str]:
+    heartbeat = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "public/set_heartbeat",
+        "params": {"interval": HEARTBEAT_S},
+    }
+    channels = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "public/subscribe",
+        "params": {"channels": list(CHANNELS)},
+    }
+    return [orjson.dumps(heartbeat).decode(), orjson.dumps(channels).decode()]
+
+
+def answer(text: str) -> str | None:
+    if '"test_request"' not in text:
+        return None
+    return orjson.dumps({"jsonrpc": "2.0", "id": 3, "method": "public/test", "params": {}}).decode()
+
+
+def fake_reply(text: str) -> list[str]:
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(message, dict) or "method" not in message:
+        return []
+    method, request_id = message["method"], message.get("id")
+    if method == "public/subscribe":
+        result: Any = message.get("params", {}).get("channels", [])
+    elif method == "public/test":
+        result = {"version": "1.2.26"}
+    else:
+        result = "ok"
+    return [orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).decode()]
+
+
+def fake_heartbeat() -> str:
+    return orjson.dumps(
+        {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
+    ).decode()
+
+
+def instrument_of(name: str) -> Instrument:
+    """BTC-PERPETUAL, BTC-27DEC25: inverse, amount in USD; BTC_USDC-PERPETUAL: linear, coins."""
+    base = name.split("-")[0]
+    if "_" in base:
+        coin, quote = base.split("_", 1)
+        canonical, units = canonical_coin(coin)
+        return Instrument(name, canonical, quote, "linear", 1.0, units)
+    canonical, _ = canonical_coin(base)
+    return Instrument(name, canonical, "USD", "inverse", 1.0)
+
+
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    parsed = Parsed()
+    frame = load_frame(text, parsed)
+    if frame is None:
+        return parsed
+    if not isinstance(frame, dict):
+        reject(parsed, "unexpected_shape", frame)
+        return parsed
+    if "error" in frame:
+        reject(parsed, "venue_error", frame)
+        return parsed
+    if frame.get("method") != "subscription":
+        return parsed  # RPC answers and heartbeats
+    data = frame.get("params", {}).get("data") if isinstance(frame.get("params"), dict) else None
+    if not isinstance(data, list):
+        reject(parsed, "unexpected_shape", frame)
+        return parsed
+    for trade in data:
+        if isinstance(trade, dict) and trade.get("liquidation"):
+            _parse_trade(trade, received_ts, parsed)
+    return parsed
+
+
+def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> None:
+    flag, direction, name = (
+        trade.get("liquidation"),
+        trade.get("direction"),
+        trade.get("instrument_name"),
+    )
+    if (
+        flag not in ("M", "T", "MT")
+        or direction not in ("buy", "sell")
+        or not isinstance(name, str)
+    ):
+        reject(parsed, "unexpected_shape", trade)
+        return
+    taker_died = "long" if direction == "sell" else "short"
+    maker_died = "short" if direction == "sell" else "long"
+    instrument = instrument_of(name)
+    try:
+        amount, price = float(trade["amount"]), float(trade["price"])
+    except (KeyError, TypeError, ValueError):
+        reject(parsed, "invalid_number", trade)
+        return
+    if instrument.contract_type == "inverse":
+        notional = amount
+        quantity = amount / price if price > 0 else float("nan")
+    else:
+        quantity = amount * instrument.units
+        price = price / instrument.units
+        notional = quantity * price
+    for party in flag:
+        try:
+            parsed.events.append(
+                make_event(
+                    id=f"{trade.get('trade_id')}:{party}",
+                    exchange="deribit",
+                    symbol=name,
+                    coin=instrument.coin,
+                    quote=instrument.quote,
+                    contract_type=instrument.contract_type,
+                    side=taker_died if party == "T" else maker_died,
+                    price=price,
+                    quantity=quantity,
+                    notional_usd=notional,
+                    ts=trade.get("timestamp", received_ts),
+                    received_ts=received_ts,
+                )
+            )
+        except Rejected as rejected:
+            parsed.rejects.append(Rejected(rejected.reason, orjson.dumps(trade).decode()))
+
+
+def render(
+    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
+) -> str:
+    amount = coins * price if instrument.contract_type == "inverse" else coins / instrument.units
+    trade = {
+        "trade_seq": seq,
+        "trade_id": f"fake-{seq}",
+        "timestamp": ts_ms,
+        "tick_direction": 0,
+        "price": price * instrument.units,
+        "mark_price": price,
+        "instrument_name": instrument.symbol,
+        "index_price": price,
+        "direction": "sell" if side == "long" else "buy",  # the taker died: T
+        "amount": amount,
+        "liquidation": "T",
+    }
+    currency = instrument.quote if instrument.contract_type == "linear" else instrument.coin
+    channel = f"trades.future.{currency}.100ms"
+    frame = {
+        "jsonrpc": "2.0",
+        "method": "subscription",
+        "params": {"channel": channel, "data": [trade]},
+    }
+    return orjson.dumps(frame).decode()
+
+
+FEEDS = (
+    Feed(
+        name="deribit",
+        exchange="deribit",
+        url="wss://www.deribit.com/ws/api/v2",
+        subscribe=subscribe,
+        parse=parse,
+        answer=answer,
+        idle_timeout_s=3 * HEARTBEAT_S,
+        fake_reply=fake_reply,
+        fake_heartbeat=fake_heartbeat,
+        render=render,
+        notes="complete trade tape of futures and perpetuals (BTC, ETH, USDC-margined)",
+    ),
+)
