@@ -116,3 +116,23 @@ def test_durations(text: str, ms: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration_ms(text)
+
+
+def test_the_same_security_options_reach_faust(monkeypatch: pytest.MonkeyPatch) -> None:
+    import faust
+
+    from stream.worker.app import broker_credentials, create_app
+
+    monkeypatch.setenv("LIQSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("LIQSTREAM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("LIQSTREAM_KAFKA_SASL_USERNAME", "desk")
+    monkeypatch.setenv("LIQSTREAM_KAFKA_SASL_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("LIQSTREAM_KAFKA_BOOTSTRAP", "k1:9092,k2:9093")
+    settings = load_settings()
+    credentials = broker_credentials(settings)
+    assert isinstance(credentials, faust.SASLCredentials)
+    assert (credentials.username, credentials.password) == ("desk", "hunter2-secret")
+    assert str(credentials.mechanism.value) == "SCRAM-SHA-256"
+    app = create_app(settings)
+    assert [str(url) for url in app.conf.broker] == ["kafka://k1:9092", "kafka://k2:9093"]
+    assert app.conf.web_bind == "127.0.0.1"

@@ -157,3 +157,13 @@ def test_is_canonical_agrees_with_validation() -> None:
         assert not is_canonical({**canonical, field: value}), field
     assert not is_canonical({k: v for k, v in canonical.items() if k != "side"})
     assert not is_canonical({**canonical, "extra": 1})
+
+
+def test_faust_record_mirrors_the_schema() -> None:
+    from stream.models import LiquidationRecord
+
+    assert tuple(LiquidationRecord._options.fields) == FIELDS
+    event = make_event(**VALID, id="abc")
+    record = LiquidationRecord.loads(event.to_json(), serializer="json")
+    assert record.asdict() == event.to_dict()
+    assert orjson.loads(record.dumps()) == event.to_dict()
