@@ -1,0 +1,187 @@
+"""The collector shells without Kafka: reconnect rules, instrument refresh, the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import subprocess
+import sys
+from itertools import islice
+from pathlib import Path
+
+import orjson
+from aiohttp import web
+from click.testing import CliRunner
+
+from stream.cli import main
+from stream.collectors.binance import FEEDS as BINANCE
+from stream.collectors.connection import FeedConnection
+from stream.collectors.instruments import InstrumentBook
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline
+from stream.collectors.venue import Feed
+from stream.fake_exchange import FakeExchange, generated_frames
+from stream.kafka import Topics
+from tests.collectors.venue_helpers import fixture
+
+USDM, COINM = BINANCE
+
+
+class RecordingPublisher:
+    """Stands in for the Kafka publisher: keeps what would have been sent."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, str, dict]] = []
+
+    def submit(self, topic: str, key: str, value: bytes) -> bool:
+        self.records.append((topic, key, orjson.loads(value)))
+        return True
+
+    def values(self, topic: str) -> list[dict]:
+        return [value for t, _, value in self.records if t == topic]
+
+
+TOPICS = Topics.with_prefix("")
+
+
+def pipeline_for(
+    feed: Feed, book: InstrumentBook | None = None
+) -> tuple[FeedPipeline, RecordingPublisher]:
+    publisher = RecordingPublisher()
+    book = book or InstrumentBook(feed, url="")
+    return FeedPipeline(feed, book, publisher, TOPICS, CollectorMetrics()), publisher  # type: ignore[arg-type]
+
+
+async def run_for(connection: FeedConnection, seconds: float) -> None:
+    task = asyncio.create_task(connection.run())
+    await asyncio.sleep(seconds)
+    connection.stop.set()
+    await task
+
+
+async def test_reconnects_before_the_maximum_connection_age() -> None:
+    feed = dataclasses.replace(USDM, max_connection_age_s=0.4)
+    fake = FakeExchange(feed, generated_frames(feed), interval_s=0.05)
+    pipeline, publisher = pipeline_for(feed)
+    connection = FeedConnection(pipeline, await fake.start())
+    try:
+        await run_for(connection, 1.5)
+    finally:
+        await fake.stop()
+    statuses = publisher.values(TOPICS.status)
+    reasons = [s.get("reason") for s in statuses if s["state"] == "disconnected"]
+    assert fake.connections >= 3
+    assert reasons[:2] == ["max_age", "max_age"]  # renewed, not dropped by the venue
+    assert publisher.values(TOPICS.liquidations)
+
+
+async def test_a_silent_connection_is_declared_dead() -> None:
+    feed = dataclasses.replace(USDM, idle_timeout_s=0.3)
+    fake = FakeExchange(feed, [], interval_s=0.05)  # accepts, then says nothing
+    pipeline, publisher = pipeline_for(feed)
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.1)
+    try:
+        await run_for(connection, 1.5)
+    finally:
+        await fake.stop()
+    reasons = [s.get("reason", "") for s in publisher.values(TOPICS.status)]
+    assert any(reason.startswith("IdleConnection") for reason in reasons)
+    assert fake.connections >= 2
+
+
+async def test_unknown_symbol_triggers_one_refresh_then_parses(tmp_path: Path) -> None:
+    calls = []
+
+    async def exchange_info(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        symbols = [{"symbol": "MYSTERY", "baseAsset": "ABC", "contractSize": 10}]
+        return web.json_response({"symbols": symbols})
+
+    app = web.Application()
+    app.router.add_get("/dapi/v1/exchangeInfo", exchange_info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        url = f"http://127.0.0.1:{port}/dapi/v1/exchangeInfo"
+        book = InstrumentBook(COINM, tmp_path, url=url)
+        pipeline, publisher = pipeline_for(COINM, book)
+        frame = orjson.loads(fixture("binance", "coinm_documented.json"))
+        frame["o"]["s"] = "MYSTERY"
+        (event,) = await pipeline.on_frame(orjson.dumps(frame).decode(), 1_762_290_000_000)
+        # 1 contract of the refreshed 10 USD = 10 USD.
+        assert (event.coin, event.notional_usd) == ("ABC", 10.0)
+        assert calls == ["/dapi/v1/exchangeInfo"]
+        assert (tmp_path / "binance-coinm.json").is_file()  # cached for the next start
+        frame["o"]["s"] = "STILLUNKNOWN"
+        assert await pipeline.on_frame(orjson.dumps(frame).decode(), 1_762_290_000_000) == []
+        assert calls == ["/dapi/v1/exchangeInfo"]  # at most one refresh per interval
+        dead = publisher.values(TOPICS.deadletter)
+        assert [d["reason"] for d in dead] == ["unknown_symbol"]
+    finally:
+        await runner.cleanup()
+
+
+def test_normalize_command() -> None:
+    frames = "\n".join(
+        [
+            fixture("binance", "usdm_documented.json"),
+            "{broken",
+            fixture("binance", "usdm_documented.json"),
+        ]
+    )
+    result = CliRunner().invoke(
+        main, ["normalize", "--exchange", "binance", "--received-ts", "1762290000999"], input=frames
+    )
+    assert result.exit_code == 0, result.output
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) == 1  # the repeated frame is the same event
+    assert (events[0]["side"], events[0]["notional_usd"]) == ("long", 138.74)
+    (reject,) = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert (reject["source"], reject["reason"]) == ("binance-usdm", "invalid_json")
+
+
+def test_normalize_command_names_unknown_exchanges() -> None:
+    result = CliRunner().invoke(main, ["normalize", "--exchange", "nasdaq"], input="")
+    assert result.exit_code != 0
+    assert "unknown exchange or feed 'nasdaq'" in result.output
+
+
+def test_fake_exchange_command_serves_the_venue_protocol(tmp_path: Path) -> None:
+    frames = tmp_path / "frames.jsonl"
+    frames.write_text("\n".join(islice(generated_frames(USDM), 3)) + "\n")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream",
+            "fake-exchange",
+            "--exchange",
+            "binance-usdm",
+            "--frames",
+            str(frames),
+            "--interval",
+            "0.01",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "/market/ws/!forceOrder@arr" in line, line
+        url = line.split(" serving on ")[1].strip()
+
+        async def read_three() -> list[str]:
+            from websockets.asyncio.client import connect
+
+            async with connect(url) as ws:
+                return [str(await ws.recv()) for _ in range(3)]
+
+        received = asyncio.run(read_three())
+        assert received == frames.read_text().splitlines()
+    finally:
+        process.terminate()
+        process.wait(10)
