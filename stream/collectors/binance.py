@@ -23,10 +23,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
-from stream.schema import make_event
 from stream.symbols import canonical_coin
 
 _LINEAR_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
@@ -107,43 +105,25 @@ def _parse_item(
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return
-    if coin_margined:
-        instrument = _coinm_instrument(symbol, instruments)
-        if instrument is None:
-            lookup(instruments, symbol, parsed, item)
-            return
-        notional = filled * instrument.contract_size
-        quantity = notional / price if price > 0 else float("nan")
-    else:
-        instrument = instruments.get(symbol) or _linear_instrument(symbol)
-        if instrument is None:
-            lookup(instruments, symbol, parsed, item)
-            return
-        quantity = filled * instrument.units
-        price = price / instrument.units
-        notional = quantity * price
-    try:
-        parsed.events.append(
-            make_event(
-                exchange="binance",
-                symbol=symbol,
-                coin=instrument.coin,
-                quote=instrument.quote,
-                contract_type=instrument.contract_type,
-                side=side,
-                price=price,
-                quantity=quantity,
-                notional_usd=notional,
-                ts=order.get("T", received_ts),
-                received_ts=received_ts,
-            )
-        )
-    except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {text_of(item)}"))
-
-
-def text_of(item: Any) -> str:
-    return orjson.dumps(item).decode()
+    instrument = (
+        _coinm_instrument(symbol, instruments)
+        if coin_margined
+        else instruments.get(symbol) or _linear_instrument(symbol)
+    )
+    if instrument is None:
+        lookup(instruments, symbol, parsed, item)
+        return
+    add_sized_event(
+        parsed,
+        item,
+        exchange="binance",
+        instrument=instrument,
+        side=side,
+        size=filled,
+        quoted_price=price,
+        ts=order.get("T", received_ts),
+        received_ts=received_ts,
+    )
 
 
 def parse_usdm(text: str, instruments: Instruments, received_ts: int) -> Parsed:

@@ -21,10 +21,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
-from stream.schema import make_event
 from stream.symbols import canonical_coin
 
 
@@ -75,31 +73,18 @@ def _parse_row(row: Any, instruments: Instruments, received_ts: int, parsed: Par
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", row)
         return
-    if instrument.contract_type == "inverse":
-        notional = contracts * instrument.contract_size
-        quantity = notional / price if price > 0 else float("nan")
-    else:
-        quantity = contracts * instrument.contract_size
-        notional = quantity * price
-    try:
-        parsed.events.append(
-            make_event(
-                id=row.get("orderID"),
-                exchange="bitmex",
-                symbol=row["symbol"],
-                coin=instrument.coin,
-                quote=instrument.quote,
-                contract_type=instrument.contract_type,
-                side=side,
-                price=price,
-                quantity=quantity,
-                notional_usd=notional,
-                ts=received_ts,
-                received_ts=received_ts,
-            )
-        )
-    except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, orjson.dumps(row).decode()))
+    add_sized_event(
+        parsed,
+        row,
+        exchange="bitmex",
+        instrument=instrument,
+        side=side,
+        size=contracts,
+        quoted_price=price,
+        ts=received_ts,
+        received_ts=received_ts,
+        event_id=row.get("orderID"),
+    )
 
 
 def render(

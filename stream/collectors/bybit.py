@@ -20,10 +20,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, reject
+from stream.collectors.parsing import add_sized_event, load_frame, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
-from stream.schema import make_event
 from stream.symbols import canonical_coin
 
 MAX_ARGS_CHARS = 21_000
@@ -120,31 +118,17 @@ def _parse_item(
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return
-    if instrument.contract_type == "inverse":
-        notional = size * instrument.contract_size
-        quantity = notional / price if price > 0 else float("nan")
-    else:
-        quantity = size * instrument.contract_size * instrument.units
-        price = price / instrument.units
-        notional = quantity * price
-    try:
-        parsed.events.append(
-            make_event(
-                exchange="bybit",
-                symbol=symbol,
-                coin=instrument.coin,
-                quote=instrument.quote,
-                contract_type=instrument.contract_type,
-                side=side,
-                price=price,
-                quantity=quantity,
-                notional_usd=notional,
-                ts=item.get("T", received_ts),
-                received_ts=received_ts,
-            )
-        )
-    except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, orjson.dumps(item).decode()))
+    add_sized_event(
+        parsed,
+        item,
+        exchange="bybit",
+        instrument=instrument,
+        side=side,
+        size=size,
+        quoted_price=price,
+        ts=item.get("T", received_ts),
+        received_ts=received_ts,
+    )
 
 
 def parse_linear(text: str, instruments: Instruments, received_ts: int) -> Parsed:

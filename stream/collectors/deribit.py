@@ -21,10 +21,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, reject
+from stream.collectors.parsing import add_sized_event, load_frame, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
-from stream.schema import make_event
 from stream.symbols import canonical_coin
 
 CHANNELS = ("trades.future.BTC.100ms", "trades.future.ETH.100ms", "trades.future.USDC.100ms")
@@ -131,33 +129,19 @@ def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> Non
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", trade)
         return
-    if instrument.contract_type == "inverse":
-        notional = amount
-        quantity = amount / price if price > 0 else float("nan")
-    else:
-        quantity = amount * instrument.units
-        price = price / instrument.units
-        notional = quantity * price
     for party in flag:
-        try:
-            parsed.events.append(
-                make_event(
-                    id=f"{trade.get('trade_id')}:{party}",
-                    exchange="deribit",
-                    symbol=name,
-                    coin=instrument.coin,
-                    quote=instrument.quote,
-                    contract_type=instrument.contract_type,
-                    side=taker_died if party == "T" else maker_died,
-                    price=price,
-                    quantity=quantity,
-                    notional_usd=notional,
-                    ts=trade.get("timestamp", received_ts),
-                    received_ts=received_ts,
-                )
-            )
-        except Rejected as rejected:
-            parsed.rejects.append(Rejected(rejected.reason, orjson.dumps(trade).decode()))
+        add_sized_event(
+            parsed,
+            trade,
+            exchange="deribit",
+            instrument=instrument,
+            side=taker_died if party == "T" else maker_died,
+            size=amount,
+            quoted_price=price,
+            ts=trade.get("timestamp", received_ts),
+            received_ts=received_ts,
+            event_id=f"{trade.get('trade_id')}:{party}",
+        )
 
 
 def render(

@@ -22,10 +22,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
-from stream.schema import make_event
 from stream.symbols import canonical_coin
 
 CHANNEL = "liquidation-orders"
@@ -99,31 +97,17 @@ def _parse_detail(detail: Any, instrument: Instrument, received_ts: int, parsed:
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", detail)
         return
-    if instrument.contract_type == "inverse":
-        notional = contracts * instrument.contract_size
-        quantity = notional / price if price > 0 else float("nan")
-    else:
-        quantity = contracts * instrument.contract_size * instrument.units
-        price = price / instrument.units
-        notional = quantity * price
-    try:
-        parsed.events.append(
-            make_event(
-                exchange="okx",
-                symbol=instrument.symbol,
-                coin=instrument.coin,
-                quote=instrument.quote,
-                contract_type=instrument.contract_type,
-                side=side,
-                price=price,
-                quantity=quantity,
-                notional_usd=notional,
-                ts=ts,
-                received_ts=received_ts,
-            )
-        )
-    except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, orjson.dumps(detail).decode()))
+    add_sized_event(
+        parsed,
+        detail,
+        exchange="okx",
+        instrument=instrument,
+        side=side,
+        size=contracts,
+        quoted_price=price,
+        ts=ts,
+        received_ts=received_ts,
+    )
 
 
 def render(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
 
 from stream.collectors.venue import UNKNOWN_SYMBOL, Instrument, Instruments, Parsed
 from stream.errors import Rejected
+from stream.schema import make_event
 
 MAX_FRAME_CHARS = 1_000_000  # far above any venue's largest legitimate frame
 
@@ -42,3 +44,51 @@ def lookup(instruments: Instruments, symbol: str, parsed: Parsed, item: Any) -> 
     if instrument is None:
         reject(parsed, UNKNOWN_SYMBOL, item)
     return instrument
+
+
+def add_sized_event(
+    parsed: Parsed,
+    item: Any,
+    *,
+    exchange: str,
+    instrument: Instrument,
+    side: str,
+    size: float,
+    quoted_price: float,
+    ts: Any,
+    received_ts: int,
+    event_id: str | None = None,
+) -> None:
+    """Append the event for `size` venue units at `quoted_price`, or a reject naming why.
+
+    The one place contract rules turn into coins and USD. Inverse: `size` contracts of
+    `contract_size` USD each. Linear: `size` contracts of `contract_size` quoted lots, each
+    lot `units` coins (1000 for `1000PEPE`), with the price quoted per lot.
+    """
+    if instrument.contract_type == "inverse":
+        notional = size * instrument.contract_size
+        price = quoted_price
+        quantity = notional / price if price > 0 else math.nan
+    else:
+        quantity = size * instrument.contract_size * instrument.units
+        price = quoted_price / instrument.units
+        notional = quantity * price
+    try:
+        parsed.events.append(
+            make_event(
+                id=event_id,
+                exchange=exchange,
+                symbol=instrument.symbol,
+                coin=instrument.coin,
+                quote=instrument.quote,
+                contract_type=instrument.contract_type,
+                side=side,
+                price=price,
+                quantity=quantity,
+                notional_usd=notional,
+                ts=ts,
+                received_ts=received_ts,
+            )
+        )
+    except Rejected as rejected:
+        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(item)}"))
