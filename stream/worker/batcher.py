@@ -167,7 +167,7 @@ class Batcher(ConsumerRebalanceListener):
                 for tp, records in batch.items():
                     for record in records:
                         for event in orjson.loads(record.value)["events"]:
-                            self.seen.add(event["id"], event["ts"])
+                            self.seen.add(f"{event['exchange']}:{event['id']}", event["ts"])
                     if records and records[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
                 for tp in list(remaining):
@@ -236,7 +236,7 @@ class Batcher(ConsumerRebalanceListener):
                 )
             )
             return None
-        if not self.seen.add(data["id"], data["ts"]):
+        if not self.seen.add(f"{data['exchange']}:{data['id']}", data["ts"]):  # ids are per venue
             self.duplicates += 1
             return None
         return value
