@@ -20,7 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for command in ("kafka", "topics", "dev"):
+    for command in (
+        "collect",
+        "worker",
+        "normalize",
+        "report",
+        "fake-exchange",
+        "dev",
+        "kafka",
+        "topics",
+    ):
         assert command in result.output
 
 
