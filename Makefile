@@ -23,6 +23,7 @@ dev: kafka-jars
 lint: install
 	$(BIN)/ruff check stream tests bench
 	$(BIN)/ruff format --check stream tests bench
+	$(BIN)/mypy stream
 
 test: kafka-jars lint
 	$(BIN)/pytest

@@ -167,7 +167,8 @@ class FakeExchange:
             await asyncio.sleep(self.heartbeat_interval_s)
             heartbeat = self.feed.fake_heartbeat()
             if heartbeat is None:
-                return await asyncio.Event().wait()  # the venue sends none: idle forever
+                await asyncio.Event().wait()  # the venue sends none: idle forever
+                return
             answered.clear()
             await ws.send(self.feed.encode(heartbeat))
             try:
@@ -194,12 +195,13 @@ class FakeExchange:
                 ws.transport.abort()  # an abrupt loss, no close handshake
                 return
             async with self._lock:
-                frame = next(self._frames, None)
-                if frame is None:
+                next_frame = next(self._frames, None)
+                if next_frame is None:
                     self.exhausted.set()
-                    return await asyncio.Event().wait()  # stay connected, send nothing
-                await ws.send(self.feed.encode(frame))
-                self.sent.append(frame)
+                    await asyncio.Event().wait()  # stay connected, send nothing
+                    return
+                await ws.send(self.feed.encode(next_frame))
+                self.sent.append(next_frame)
             sent_here += 1
             if self.interval_s:
                 await asyncio.sleep(self.interval_s)

@@ -140,7 +140,8 @@ def _render(coin_margined: bool) -> Callable[[Instrument, str, float, float, int
     ) -> str:
         if coin_margined:
             contracts = max(1, round(coins * price / instrument.contract_size))
-            size, quoted_price = contracts, price
+            size: float = contracts
+            quoted_price = price
         else:
             size, quoted_price = coins / instrument.units, price * instrument.units
         order = {

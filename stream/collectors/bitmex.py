@@ -61,7 +61,11 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
 
 
 def _parse_row(row: Any, instruments: Instruments, received_ts: int, parsed: Parsed) -> None:
-    side = {"Sell": "long", "Buy": "short"}.get(row.get("side")) if isinstance(row, dict) else None
+    side = (
+        {"Sell": "long", "Buy": "short"}.get(str(row.get("side")))
+        if isinstance(row, dict)
+        else None
+    )
     if side is None or not isinstance(row.get("symbol"), str):
         reject(parsed, "unexpected_shape", row)
         return

@@ -107,15 +107,15 @@ def _parse_item(
         reject(parsed, "unexpected_shape", item)
         return
     symbol = item.get("s")
-    side = {"Buy": "long", "Sell": "short"}.get(item.get("S"))  # position side
+    side = {"Buy": "long", "Sell": "short"}.get(str(item.get("S")))  # position side
     instrument = _instrument(symbol, instruments, inverse) if isinstance(symbol, str) else None
     if side is None or instrument is None:
         reject(parsed, "unexpected_shape" if side is None else "unknown_symbol", item)
         return
     try:
-        size = float(item.get("v"))
-        price = float(item.get("p"))
-    except (TypeError, ValueError):
+        size = float(item["v"])
+        price = float(item["p"])
+    except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return
     add_sized_event(
@@ -143,7 +143,8 @@ def render(
     instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
 ) -> str:
     if instrument.contract_type == "inverse":
-        size, quoted = max(1, round(coins * price / instrument.contract_size)), price
+        size: float = max(1, round(coins * price / instrument.contract_size))
+        quoted = price
     else:
         size, quoted = coins / instrument.units / instrument.contract_size, price * instrument.units
     item = {

@@ -81,7 +81,7 @@ def _side(detail: dict[str, Any]) -> str | None:
     if position in ("long", "short"):
         return position
     if position in ("net", "", None):
-        return {"sell": "long", "buy": "short"}.get(detail.get("side"))
+        return {"sell": "long", "buy": "short"}.get(str(detail.get("side")))
     return None
 
 
@@ -114,7 +114,7 @@ def render(
     instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
 ) -> str:
     if instrument.contract_type == "inverse":
-        size = max(1, round(coins * price / instrument.contract_size))
+        size: float = max(1, round(coins * price / instrument.contract_size))
     else:
         size = coins / instrument.units / instrument.contract_size
     detail = {

@@ -31,10 +31,6 @@ Scope = tuple[str | None, str | None]
 _ZERO = (0, 0, 0, 0)
 
 
-def _scope_id(scope: Scope) -> str:
-    return f"{scope[0] or '*'}|{scope[1] or '*'}"
-
-
 def _scope_from_id(scope_id: str) -> Scope:
     exchange, coin = scope_id.split("|")
     return (None if exchange == "*" else exchange, None if coin == "*" else coin)
@@ -49,7 +45,7 @@ class Aggregation:
         self.longest = max(self.windows.values())
         self.buckets: dict[int, dict[str, Any]] = {}
         # window sums per scope: {scope_id: {window: [long, short, long_n, short_n]}}
-        self.sums: dict[str, dict[str, list[float]]] = {}
+        self.sums: dict[str, dict[str, list[int]]] = {}
         self.largest: dict[str, dict[str, Largest | None]] = {}
         # bucket -> its sums when first touched since the last tick (the tick adds the change)
         self.pending: dict[int, dict[str, list[int]]] = {}
@@ -161,11 +157,14 @@ class Aggregation:
             sums[:] = [0, 0, 0, 0]
             largest[window] = None
         elif sign > 0:
-            agg = self.buckets[bucket]["s"][scope_id]
-            if largest.get(window) is None or bigger(agg[4], largest[window]):
-                largest[window] = agg[4]
-        elif largest.get(window) is not None and largest[window][1] // self.resolution_ms == bucket:
-            largest[window] = self._scan_largest(scope_id, window)
+            candidate = self.buckets[bucket]["s"][scope_id][4]
+            current = largest.get(window)
+            if current is None or bigger(candidate, current):
+                largest[window] = candidate
+        else:
+            current = largest.get(window)
+            if current is not None and current[1] // self.resolution_ms == bucket:
+                largest[window] = self._scan_largest(scope_id, window)
         self.dirty.add((scope_id, window))
 
     def _scan_largest(self, scope_id: str, window: str) -> Largest | None:

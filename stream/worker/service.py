@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 
 import faust
@@ -30,7 +31,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
         ("liqstream_batcher_rejected", "rejected", "Invalid records dead-lettered"),
     ):
         gauge = Gauge(name, meaning, registry=agents.registry)
-        gauge.set_function(lambda attribute=attribute: getattr(batcher, attribute))
+        gauge.set_function(partial(getattr, batcher, attribute))
 
     @app.task
     async def run_batcher() -> None:
