@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream.collectors import bitget
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from tests.collectors.venue_helpers import assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bitget"
 RECEIVED = 1_736_371_335_000
@@ -189,13 +190,5 @@ def test_multiplier_prefix_is_rescaled() -> None:
 def test_render_round_trip(
     symbol: str, side: str, price: float, coins: float, ts: int, seq: int
 ) -> None:
-    instrument = SNAPSHOT[symbol]
-    assert FEED.render is not None
-    parsed = FEED.parse(FEED.render(instrument, side, price, coins, ts, seq), SNAPSHOT, RECEIVED)
-    assert parsed.rejects == []
-    (event,) = parsed.events
-    assert (event.side, event.coin, event.symbol, event.ts) == (side, instrument.coin, symbol, ts)
-    assert event.contract_type == instrument.contract_type
-    assert event.price == pytest.approx(price, rel=1e-9)
-    assert event.quantity == pytest.approx(coins, rel=1e-9)
-    assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
+    event = assert_round_trip(FEED, SNAPSHOT, symbol, side, price, coins, ts, seq)
+    assert event.contract_type == SNAPSHOT[symbol].contract_type

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stream.collectors import gate
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from tests.collectors.venue_helpers import assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 RECEIVED = 1_786_327_034_000
@@ -196,12 +197,4 @@ INSTRUMENTS = sorted(SNAPSHOT)
 def test_render_round_trip(
     symbol: str, side: str, price: float, coins: float, ts: int, seq: int
 ) -> None:
-    instrument = SNAPSHOT[symbol]
-    assert FEED.render is not None
-    parsed = FEED.parse(FEED.render(instrument, side, price, coins, ts, seq), SNAPSHOT, RECEIVED)
-    assert parsed.rejects == []
-    (event,) = parsed.events
-    assert (event.side, event.coin, event.symbol, event.ts) == (side, instrument.coin, symbol, ts)
-    assert event.price == pytest.approx(price, rel=1e-9)
-    assert event.quantity == pytest.approx(coins, rel=1e-9)
-    assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
+    assert_round_trip(FEED, SNAPSHOT, symbol, side, price, coins, ts, seq)

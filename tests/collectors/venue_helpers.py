@@ -23,3 +23,28 @@ def assert_event(event: Any, **expected: Any) -> None:
             assert actual[field] == pytest.approx(value, rel=1e-12), field
         else:
             assert actual[field] == value, field
+
+
+def assert_round_trip(
+    feed: Any,
+    instruments: Any,
+    symbol: str,
+    side: str,
+    price: float,
+    coins: float,
+    ts: int,
+    seq: int,
+) -> Any:
+    """parse(render(...)) gives back one event with the same side, coin, time and amounts."""
+    instrument = instruments[symbol]
+    assert feed.render is not None
+    parsed = feed.parse(
+        feed.render(instrument, side, price, coins, ts, seq), instruments, RECEIVED_TS
+    )
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    assert (event.side, event.coin, event.symbol, event.ts) == (side, instrument.coin, symbol, ts)
+    assert event.price == pytest.approx(price, rel=1e-9)
+    assert event.quantity == pytest.approx(coins, rel=1e-9)
+    assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
+    return event
