@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     # Serving
     web_host: str = Field("127.0.0.1", description="HTTP API / dashboard bind address")
     web_port: int = Field(6066, ge=0, le=65535, description="HTTP API / dashboard port")
+    metrics_host: str = Field("127.0.0.1", description="collector Prometheus metrics bind address")
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="collector Prometheus metrics port (0 = off)"
     )

@@ -100,7 +100,7 @@ async def run_collect(
             loop.add_signal_handler(sig, service.stop.set)
     if settings.metrics_port:
         start_http_server(
-            settings.metrics_port, settings.web_host, registry=service.metrics.registry
+            settings.metrics_port, settings.metrics_host, registry=service.metrics.registry
         )
-        log.info("metrics on http://%s:%d/metrics", settings.web_host, settings.metrics_port)
+        log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     await service.run()
