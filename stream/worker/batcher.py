@@ -28,6 +28,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord
 
 from stream.config import Settings
@@ -184,7 +185,16 @@ class Batcher(ConsumerRebalanceListener):
             if not records:
                 continue
             async with self._lock:
-                await self._forward(records)
+                # Records fetched before a rebalance may belong to partitions revoked since:
+                # the new owner reads them from the committed offset, so drop them here.
+                owned = self.consumer.assignment()
+                records = {tp: rs for tp, rs in records.items() if tp in owned}
+                if not records:
+                    continue
+                try:
+                    await self._forward(records)
+                except CommitFailedError as exc:
+                    log.warning("offset commit refused after a rebalance (%s); re-read later", exc)
 
     async def _forward(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         assert self.producer is not None and self.consumer is not None
