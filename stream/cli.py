@@ -9,11 +9,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from stream.config import Settings, load_settings
 from stream.errors import ConfigError, LiqstreamError
+
+if TYPE_CHECKING:
+    from stream.rules.model import RuleSet
 
 log = logging.getLogger("stream")
 
@@ -231,6 +235,58 @@ def report(at_ms: int | None) -> None:
 
     settings = _settings()
     report_lines(sys.stdin, sys.stdout, sys.stderr, settings, at_ms)
+
+
+def _rules(settings: Settings, path: Path) -> RuleSet:
+    from stream.rules.model import load_rules
+
+    try:
+        return load_rules(path, settings.windows_ms, settings.resolution_ms)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Rules YAML file (design.md section 5).",
+)
+def detect(rules_path: Path) -> None:
+    """Normalized events on stdin, in time order, to breach and recovery records on stdout.
+
+    The worker's own evaluator, on event time; invalid and too late events go to stderr.
+    """
+    from stream.commands import detect_lines
+
+    settings = _settings()
+    detect_lines(sys.stdin, sys.stdout, sys.stderr, settings, _rules(settings, rules_path))
+
+
+@main.group()
+def rules() -> None:
+    """Threshold rules files."""
+
+
+@rules.command("check")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def rules_check(path: Path) -> None:
+    """Validate a rules file: every mistake is listed with its line, rule and field."""
+    rule_set = _rules(_settings(), path)
+    click.echo(f"{path}: {len(rule_set.rules)} rules OK")
+    for rule in rule_set.rules:
+        scope = ", ".join(
+            f"{name}={value}"
+            for name, value in (("exchange", rule.exchange), ("coin", rule.coin))
+            if value is not None
+        )
+        window = f" over {rule.window}" if rule.window else ""
+        click.echo(
+            f"  {rule.name}: {rule.metric}{window} {rule.direction} {rule.threshold:g}"
+            f" [{scope or 'all'}]"
+        )
 
 
 @main.command()

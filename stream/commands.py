@@ -14,6 +14,8 @@ from stream.collectors.instruments import InstrumentBook
 from stream.collectors.venue import Feed
 from stream.config import Settings
 from stream.errors import Rejected
+from stream.rules.evaluator import RuleEvaluator
+from stream.rules.model import RuleSet
 from stream.schema import event_from_json
 from stream.worker.aggregation import Aggregation
 
@@ -82,3 +84,50 @@ def build_report(
     aggregation.load({}, as_of)
     _, rejects = aggregation.apply_batch(events, 0, as_of)
     return {"as_of": as_of, "totals": aggregation.snapshot(as_of)}, rejects
+
+
+def detect_lines(
+    lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, rules: RuleSet
+) -> int:
+    """`liqstream detect`: the worker's rule evaluator over stdin's events (in time order);
+    returns the number of records written. The clock is the latest event time seen."""
+    events = _events(lines, err)
+    detector = Detector(rules, settings.windows_ms, settings.resolution_ms)
+    written = 0
+    for event in events:
+        for record in detector.add(event, err):
+            out.write(orjson.dumps(record).decode() + "\n")
+            written += 1
+    return written
+
+
+class Detector:
+    """One event at a time through the aggregation and the rules, on event time."""
+
+    def __init__(self, rules: RuleSet, windows_ms: dict[str, int], resolution_ms: int) -> None:
+        self.aggregation = Aggregation(windows_ms, resolution_ms)
+        self.evaluator = RuleEvaluator(rules, self.aggregation)
+        self.sequence = 0
+
+    def add(self, event: dict, err: TextIO | None = None) -> list[dict]:
+        clock = max(event["ts"], self.evaluator.clock or event["ts"])
+        self.evaluator.advance(clock)
+        self.sequence += 1
+        _, rejects = self.aggregation.apply_batch(
+            [event], self.sequence, clock, after_each=self.evaluator.after_event
+        )
+        if err is not None:
+            for rejected, reason in rejects:
+                err.write(orjson.dumps({"id": rejected["id"], "reason": reason}).decode() + "\n")
+        return self.evaluator.drain()
+
+
+def _events(lines: Iterable[str], err: TextIO) -> Iterable[dict]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield event_from_json(line).to_dict()
+        except Rejected as exc:
+            record = {"line": number, "reason": exc.reason, "detail": exc.detail}
+            err.write(orjson.dumps(record).decode() + "\n")

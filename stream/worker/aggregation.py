@@ -14,7 +14,7 @@ the offline report agree to the last digit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from stream.worker.totals import (
@@ -39,10 +39,19 @@ def _scope_from_id(scope_id: str) -> Scope:
 class Aggregation:
     """All scopes' rolling totals of one partition (the worker keeps them global)."""
 
-    def __init__(self, windows_ms: Mapping[str, int], resolution_ms: int) -> None:
+    def __init__(
+        self,
+        windows_ms: Mapping[str, int],
+        resolution_ms: int,
+        private_windows_ms: Mapping[str, int] | None = None,
+    ) -> None:
+        """`private_windows_ms`: extra windows kept for rules, never published or reported.
+        None may be longer than the longest window of `windows_ms`."""
         self.resolution_ms = resolution_ms
-        self.windows = {name: ms // resolution_ms for name, ms in windows_ms.items()}
-        self.longest = max(self.windows.values())
+        self.reported = {name: ms // resolution_ms for name, ms in windows_ms.items()}
+        self.longest = max(self.reported.values())
+        self.windows = dict(self.reported)
+        self._add_private(private_windows_ms or {})
         self.buckets: dict[int, dict[str, Any]] = {}
         # window sums per scope: {scope_id: {window: [long, short, long_n, short_n]}}
         self.sums: dict[str, dict[str, list[int]]] = {}
@@ -52,6 +61,20 @@ class Aggregation:
         self.current: int | None = None  # bucket of the clock at the last tick
         self.dirty: set[tuple[str, str]] = set()
         self.published: dict[tuple[str, str], bool] = {}  # key -> last record was non-empty
+
+    def _add_private(self, windows_ms: Mapping[str, int]) -> None:
+        for name, ms in windows_ms.items():
+            n = ms // self.resolution_ms
+            if n > self.longest or ms % self.resolution_ms:
+                raise ValueError(f"window {name} does not fit the resolution and longest window")
+            self.windows.setdefault(name, n)
+
+    def set_private_windows(self, windows_ms: Mapping[str, int]) -> None:
+        """Replace the rule-only windows (rules reloaded); sums are rebuilt from the buckets."""
+        self.windows = dict(self.reported)
+        self._add_private(windows_ms)
+        if self.current is not None:
+            self._recompute(self.current)
 
     # -- state in and out -------------------------------------------------------------
     def load(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:
@@ -64,9 +87,15 @@ class Aggregation:
 
     # -- events -----------------------------------------------------------------------
     def apply_batch(
-        self, events: Iterable[dict[str, Any]], offset: int, now_ms: int
+        self,
+        events: Iterable[dict[str, Any]],
+        offset: int,
+        now_ms: int,
+        after_each: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[dict[int, dict[str, Any]], list[tuple[dict[str, Any], str]]]:
-        """Add a batch's events; return (changed bucket values, rejects with reasons)."""
+        """Add a batch's events; return (changed bucket values, rejects with reasons).
+
+        `after_each` sees every accepted event once it counts (the rules evaluate there)."""
         oldest = (now_ms // self.resolution_ms) - self.longest
         latest_ms = now_ms + FUTURE_MS
         changed: dict[int, dict[str, Any]] = {}
@@ -85,9 +114,14 @@ class Aggregation:
             if value is None:
                 value = self.buckets[bucket] = {"o": -1, "s": {}}
             elif value["o"] >= offset and bucket not in changed:
-                continue  # this bucket already holds this batch (redelivered after a crash)
+                # this bucket already holds this batch (redelivered after a crash)
+                if after_each is not None:
+                    after_each(event)
+                continue
             changed[bucket] = value
             self._add(bucket, value["s"], event)
+            if after_each is not None:
+                after_each(event)
         for value in changed.values():
             value["o"] = offset
         return changed, rejects
@@ -112,6 +146,28 @@ class Aggregation:
                 candidate = candidate or largest_of(event)
                 if current is None or bigger(candidate, current):
                     agg[4] = candidate
+
+    def window_sums(self, scope_id: str, window: str) -> list[int]:
+        """[long, short, long_n, short_n] of a window right now, events since the tick
+        included (what a rule sees after each event)."""
+        sums = list(self.sums.get(scope_id, {}).get(window, _ZERO))
+        if self.pending and self.current is not None:
+            low = self.current - self.windows[window]
+            for bucket, bases in self.pending.items():
+                if low < bucket <= self.current:
+                    agg = self.buckets[bucket]["s"].get(scope_id)
+                    if agg is not None:
+                        base = bases.get(scope_id, _ZERO)
+                        for i in range(4):
+                            sums[i] += agg[i] - base[i]
+        return sums
+
+    def scope_ids(self) -> set[str]:
+        """Every scope with sums, or with events waiting for the next tick."""
+        ids = set(self.sums)
+        for bucket in self.pending:
+            ids.update(self.buckets[bucket]["s"])
+        return ids
 
     # -- time -------------------------------------------------------------------------
     def advance(self, now_ms: int) -> None:
@@ -205,6 +261,8 @@ class Aggregation:
         self.advance(now_ms)
         dirty, self.dirty = self.dirty, set()
         for scope_id, window in sorted(dirty):
+            if window not in self.reported:
+                continue
             sums = self.sums.get(scope_id, {}).get(window, [0, 0, 0, 0])
             non_empty = sums[2] + sums[3] > 0
             if not non_empty and not self.published.get((scope_id, window)):
@@ -219,8 +277,8 @@ class Aggregation:
         """At `now_ms`, every window of every scope with an event in the longest window (what
         `liqstream report` prints), ordered by scope then window length."""
         self.advance(now_ms)
-        longest = max(self.windows, key=self.windows.__getitem__)
-        windows = sorted(self.windows, key=self.windows.__getitem__)
+        longest = max(self.reported, key=self.reported.__getitem__)
+        windows = sorted(self.reported, key=self.reported.__getitem__)
         records = []
         for scope_id in sorted(self.sums):
             scope_sums = self.sums[scope_id]

@@ -1,0 +1,1 @@
+"""Threshold rules: the file (`model`) and the edge-triggered evaluator (`evaluator`)."""

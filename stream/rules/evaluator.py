@@ -1,0 +1,235 @@
+"""Edge-triggered rule evaluation over the rolling totals (design.md section 5). Pure.
+
+The evaluator reads window values from the same `Aggregation` the worker publishes totals
+from, so a breach and the totals record beside it never disagree. The order at each event is
+the contract's: time advances first (values decay, recoveries happen), then the event is added,
+then its scopes are evaluated.
+
+Between events the values change only at bucket boundaries where a non-empty bucket enters
+or leaves a rule's window; those are the time points evaluated for recoveries (and breaches)
+that time alone causes. A wildcard scope is evaluated while it has events in the rule's window
+or is in breach; fixed scopes always are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from stream.rules.model import EACH, Rule, RuleSet
+from stream.worker.aggregation import Aggregation
+
+SINGLE = "single_usd"
+
+
+@dataclass
+class RuleState:
+    breached: bool = False
+    last_breach_ts: int | None = None  # for the cooldown
+
+
+def scope_of_event(rule: Rule, exchange: str, coin: str) -> str | None:
+    """The scope id (as the aggregation names it) in which `rule` sees this event, if any."""
+    if rule.exchange not in (None, EACH, exchange) or rule.coin not in (None, EACH, coin):
+        return None
+    return f"{'*' if rule.exchange is None else exchange}|{'*' if rule.coin is None else coin}"
+
+
+def rule_matches(rule: Rule, scope_id: str) -> bool:
+    exchange, coin = scope_id.split("|")
+    return _part_matches(rule.exchange, exchange) and _part_matches(rule.coin, coin)
+
+
+def _part_matches(pattern: str | None, value: str) -> bool:
+    if pattern is None:
+        return value == "*"
+    if pattern == EACH:
+        return value != "*"
+    return value == pattern
+
+
+def _count(sums: list[int]) -> int:
+    return sums[2] + sums[3]
+
+
+def metric_value(metric: str, sums: list[int]) -> float | int | None:
+    long_micros, short_micros, long_count, short_count = sums
+    if metric == "total_usd":
+        return (long_micros + short_micros) / 1_000_000
+    if metric == "long_usd":
+        return long_micros / 1_000_000
+    if metric == "short_usd":
+        return short_micros / 1_000_000
+    if metric == "count":
+        return long_count + short_count
+    if metric == "long_share":
+        total = long_micros + short_micros
+        return long_micros / total if total else None
+    raise ValueError(f"{metric} is not a window metric")
+
+
+def breach_record(
+    rule: Rule, state: str, scope_id: str, value: Any, ts: int, event: dict[str, Any] | None
+) -> dict[str, Any]:
+    exchange, coin = scope_id.split("|")
+    record = {
+        "rule": rule.name,
+        "state": state,
+        "metric": rule.metric,
+        "window": rule.window,
+        "exchange": None if exchange == "*" else exchange,
+        "coin": None if coin == "*" else coin,
+        "value": value,
+        "threshold": rule.threshold,
+        "ts": ts,
+        "event_id": None if event is None else event["id"],
+    }
+    if rule.metric == SINGLE and event is not None:  # which order it was, at a glance
+        record["event"] = {
+            key: event[key]
+            for key in ("exchange", "symbol", "coin", "side", "price", "quantity", "notional_usd")
+        }
+    return record
+
+
+class RuleEvaluator:
+    """Rule states per (rule, scope); `emitted` collects breach and recovery records."""
+
+    def __init__(self, rules: RuleSet, aggregation: Aggregation) -> None:
+        self.aggregation = aggregation
+        self.rules: tuple[Rule, ...] = ()
+        self.states: dict[tuple[str, str], RuleState] = {}
+        self.changed: set[tuple[str, str]] = set()  # states to persist
+        self.emitted: list[dict[str, Any]] = []
+        self.clock: int | None = None
+        self.set_rules(rules)
+
+    # -- rules --------------------------------------------------------------------------
+    def set_rules(self, rules: RuleSet) -> None:
+        """Swap the rules; a rule that kept its name and definition keeps its state."""
+        kept = {rule.name for rule in rules.rules} & {
+            rule.name for rule in self.rules if rule in rules.rules
+        }
+        for key in [key for key in self.states if key[0] not in kept]:
+            del self.states[key]
+            self.changed.add(key)
+        self.rules = rules.rules
+        self.stateful = tuple(rule for rule in self.rules if rule.metric != SINGLE)
+        self.by_name = {rule.name: rule for rule in self.rules}
+        private = {
+            name: ms
+            for name, ms in rules.windows_ms.items()
+            if name not in self.aggregation.reported
+        }
+        self.aggregation.set_private_windows(private)
+        self.window_lengths = sorted(
+            {0} | {self.aggregation.windows[rule.window] for rule in self.stateful if rule.window}
+        )
+
+    # -- time ---------------------------------------------------------------------------
+    def advance(self, now_ms: int) -> None:
+        """Let time pass up to `now_ms`, evaluating every boundary where a window changes."""
+        if self.clock is None or now_ms <= self.clock:
+            self.clock = now_ms if self.clock is None else self.clock
+            self.aggregation.advance(self.clock)
+            return
+        resolution = self.aggregation.resolution_ms
+        start, end = self.clock // resolution, now_ms // resolution
+        if end > start and self.stateful:
+            boundaries = {
+                bucket + n
+                for bucket in self.aggregation.buckets
+                for n in self.window_lengths
+                if start < bucket + n <= end
+            }
+            for boundary in sorted(boundaries):
+                self.aggregation.advance(boundary * resolution)
+                self.evaluate_all(boundary * resolution)
+        self.aggregation.advance(now_ms)
+        self.clock = now_ms
+
+    def evaluate_all(self, ts: int) -> None:
+        """Evaluate every stateful rule in every scope it has (no event: time passing)."""
+        breached_scopes: dict[str, list[str]] = {}
+        for (name, scope_id), state in self.states.items():
+            if state.breached:
+                breached_scopes.setdefault(name, []).append(scope_id)
+        scope_ids: set[str] | None = None
+        for rule in self.stateful:
+            if rule.exchange != EACH and rule.coin != EACH:
+                scopes: Iterable[str] = [f"{rule.exchange or '*'}|{rule.coin or '*'}"]
+            else:
+                if scope_ids is None:
+                    scope_ids = self.aggregation.scope_ids()
+                assert rule.window is not None
+                window = rule.window
+                live = {
+                    s
+                    for s in scope_ids
+                    if rule_matches(rule, s) and _count(self.aggregation.window_sums(s, window))
+                }
+                scopes = sorted(live | set(breached_scopes.get(rule.name, ())))
+            for scope_id in scopes:
+                self._check(rule, scope_id, ts, None)
+
+    # -- events -------------------------------------------------------------------------
+    def after_event(self, event: dict[str, Any]) -> None:
+        """Evaluate the rules that see `event`, once it has been added to the totals."""
+        exchange, coin, ts = event["exchange"], event["coin"], event["ts"]
+        for rule in self.rules:
+            scope_id = scope_of_event(rule, exchange, coin)
+            if scope_id is None:
+                continue
+            if rule.metric != SINGLE:
+                self._check(rule, scope_id, ts, event)
+                continue
+            notional = event["notional_usd"]
+            if notional > rule.threshold:
+                key = (rule.name, scope_id)
+                state = self.states.setdefault(key, RuleState())
+                if self._cooled_down(rule, state, ts):
+                    state.last_breach_ts = ts
+                    self.changed.add(key)
+                    self.emitted.append(
+                        breach_record(rule, "breach", scope_id, notional, ts, event)
+                    )
+
+    def _check(self, rule: Rule, scope_id: str, ts: int, event: dict[str, Any] | None) -> None:
+        assert rule.window is not None
+        value = metric_value(rule.metric, self.aggregation.window_sums(scope_id, rule.window))
+        key = (rule.name, scope_id)
+        state = self.states.get(key)
+        if state is None or not state.breached:
+            if rule.crossed(value) and (state is None or self._cooled_down(rule, state, ts)):
+                self.states[key] = RuleState(breached=True, last_breach_ts=ts)
+                self.changed.add(key)
+                self.emitted.append(breach_record(rule, "breach", scope_id, value, ts, event))
+        elif rule.recovered(value):
+            state.breached = False
+            self.changed.add(key)
+            self.emitted.append(breach_record(rule, "recovered", scope_id, value, ts, event))
+
+    @staticmethod
+    def _cooled_down(rule: Rule, state: RuleState, ts: int) -> bool:
+        return state.last_breach_ts is None or ts >= state.last_breach_ts + rule.cooldown_ms
+
+    def drain(self) -> list[dict[str, Any]]:
+        emitted, self.emitted = self.emitted, []
+        return emitted
+
+    # -- persistence --------------------------------------------------------------------
+    def apply_record(self, record: dict[str, Any]) -> None:
+        """Take the state a published breach record implies (replayed after a crash)."""
+        rule = self.by_name.get(record["rule"])
+        if rule is None:
+            return
+        scope_id = f"{record['exchange'] or '*'}|{record['coin'] or '*'}"
+        key = (rule.name, scope_id)
+        state = self.states.setdefault(key, RuleState())
+        if record["state"] == "breach":
+            state.last_breach_ts = record["ts"]
+            state.breached = rule.metric != SINGLE
+        else:
+            state.breached = False
+        self.changed.add(key)
