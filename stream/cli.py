@@ -219,7 +219,10 @@ def worker() -> None:
 
     settings = _settings()
     _setup_logging(settings.log_level)
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except ConfigError as exc:  # e.g. an invalid rules file: refuse to start
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

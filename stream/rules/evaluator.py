@@ -93,6 +93,10 @@ def breach_record(
     return record
 
 
+def _identity(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record["rule"], record["exchange"], record["coin"], record["state"], record["event_id"])
+
+
 class RuleEvaluator:
     """Rule states per (rule, scope); `emitted` collects breach and recovery records."""
 
@@ -102,6 +106,8 @@ class RuleEvaluator:
         self.states: dict[tuple[str, str], RuleState] = {}
         self.changed: set[tuple[str, str]] = set()  # states to persist
         self.emitted: list[dict[str, Any]] = []
+        # records already published by a batch that is being delivered again (after a crash)
+        self.suppressed: dict[tuple[Any, ...], int] = {}
         self.clock: int | None = None
         self.set_rules(rules)
 
@@ -212,11 +218,29 @@ class RuleEvaluator:
 
     @staticmethod
     def _cooled_down(rule: Rule, state: RuleState, ts: int) -> bool:
-        return state.last_breach_ts is None or ts >= state.last_breach_ts + rule.cooldown_ms
+        """At least `cooldown` away from the last breach; either way, as venues' events
+        arrive a little out of order."""
+        last = state.last_breach_ts
+        return last is None or abs(ts - last) >= rule.cooldown_ms
 
     def drain(self) -> list[dict[str, Any]]:
+        """The records to publish: those emitted, less those already published."""
         emitted, self.emitted = self.emitted, []
-        return emitted
+        if not self.suppressed:
+            return emitted
+        fresh = []
+        for record in emitted:
+            key = _identity(record)
+            if self.suppressed.get(key, 0) > 0:
+                self.suppressed[key] -= 1
+            else:
+                fresh.append(record)
+        return fresh
+
+    def suppress(self, record: dict[str, Any]) -> None:
+        """`record` was published already: do not publish its repeat."""
+        key = _identity(record)
+        self.suppressed[key] = self.suppressed.get(key, 0) + 1
 
     # -- persistence --------------------------------------------------------------------
     def apply_record(self, record: dict[str, Any]) -> None:

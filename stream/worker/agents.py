@@ -13,18 +13,24 @@ Crash safety without Faust's windowed tables or exactly-once mode (faust-streami
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import time
 from typing import Any
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
-from stream.kafka import Topics
+from stream.kafka import Topics, client_options
+from stream.rules.evaluator import RuleEvaluator
+from stream.rules.model import RuleSet
 from stream.worker.aggregation import Aggregation
+from stream.worker.breaches import BreachKeeper
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +58,14 @@ class WorkerAgents:
             "buckets",
             default=None,
             partitions=1,
+            # one partition, and written by timers too (outside stream iteration)
+            use_partitioner=True,
             schema=faust.Schema(
                 key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
             ),
         )
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
-        self.active = False
+        self.evaluator = RuleEvaluator(RuleSet.empty(), self.aggregation)
         self.recovered = False
         self.registry = CollectorRegistry()
         self.events_applied = Counter(
@@ -69,14 +77,28 @@ class WorkerAgents:
             ["reason"],
             registry=self.registry,
         )
+        self.breaches = BreachKeeper(app, settings, self.evaluator, topics.breaches, self.registry)
+        self.evaluator.set_rules(self.breaches.load_initial_rules())
+        self.active = False
+        self.full_evaluation_after: int | None = None  # batch offset, after a recovery
         self.table.on_recover(self._rebuild)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
+        app.task(self._reload_on_sighup)
         app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
 
     def _owns_batches(self) -> bool:
         return TP(self.topics.batches, 0) in self.app.assignor.assigned_actives()
 
     async def _rebuild(self) -> None:
+        try:
+            await self._rebuild_state()
+        except Exception as exc:
+            # Faust runs this in a task of its own whose failure nobody would see: stop the
+            # worker instead of serving stale totals.
+            log.exception("recovery of the worker state failed")
+            await self.app.crash(exc)
+
+    async def _rebuild_state(self) -> None:
         self.active = self._owns_batches()
         self.recovered = True
         buckets = {}
@@ -84,20 +106,56 @@ class WorkerAgents:
             if value is None:  # a tombstone not compacted away yet
                 continue
             buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
-        self.aggregation.load(buckets if self.active else {}, now_ms())
+        now = now_ms()
+        self.aggregation.load(buckets if self.active else {}, now)
+        committed, end = await self._batches_offsets() if self.active else (0, 0)
+        await self.breaches.recover(self.active, now, committed)
+        # Time may have moved rules past their thresholds while no worker ran: look at every
+        # rule once the batches already waiting have been applied (the totals lag until then).
+        self.full_evaluation_after = end - 1
+        if self.active and committed >= end:
+            self.full_evaluation_after = None
+            self.evaluator.evaluate_all(now)
+            await self.breaches.publish(self.evaluator.drain())
         log.info(
             "aggregation %s with %d buckets",
             "active" if self.active else "standby",
             len(buckets),
         )
 
+    async def _batches_offsets(self) -> tuple[int, int]:
+        """(committed, end) of the batches topic: this app's group resumes from `committed`,
+        so the batches from there to `end` are (or are delivered again) before new ones."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings), group_id=self.app.conf.id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            partition = TopicPartition(self.topics.batches, 0)
+            # nothing committed yet: the group starts at the earliest batch
+            committed: int = await consumer.committed(partition) or 0
+            end: int = (await consumer.end_offsets([partition]))[partition]
+            return committed, end
+        finally:
+            await consumer.stop()
+
     async def _aggregate(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             offset = event.message.offset
             batch: dict[str, Any] = orjson.loads(event.value)
             events = batch["events"]
-            changed, rejects = self.aggregation.apply_batch(events, offset, now_ms())
+            now = now_ms()
+            evaluator = self.evaluator
+            evaluator.advance(now)
+            changed, rejects = self.aggregation.apply_batch(
+                events, offset, now, evaluator.after_event if evaluator.rules else None
+            )
             self.events_applied.inc(len(events) - len(rejects))
+            if self.full_evaluation_after is not None and offset >= self.full_evaluation_after:
+                self.full_evaluation_after = None
+                evaluator.evaluate_all(now)
+            # breaches first: a bucket that reached the changelog implies its records did
+            await self.breaches.publish(evaluator.drain(), offset)
             for bucket, value in changed.items():
                 self.table[str(bucket)] = orjson.dumps(value)
             for raw_event, reason in rejects:
@@ -110,10 +168,19 @@ class WorkerAgents:
                 }
                 await self.deadletter_topic.send(key=b"worker", value=orjson.dumps(record))
 
+    async def _reload_on_sighup(self) -> None:
+        def request() -> None:
+            self.breaches.reload_requested = True  # the next tick reloads
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, request)
+
     async def _tick(self) -> None:
         if not self.active:
             return
         now = now_ms()
+        self.breaches.reload_if_changed(now)
+        self.evaluator.advance(now)
+        await self.breaches.publish(self.evaluator.drain())
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)
         # The producer directly: Faust's Topic.send costs far more per record, and a tick can

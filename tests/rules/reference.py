@@ -101,7 +101,7 @@ def brute_force_detect(
         at = t if clock_ms is None else clock_ms  # values are as of the clock
         value, _ = _value(rule, scope, seen, at, window_n(rule), res)
         key = (rule.name, scope)
-        cooled = key not in last_breach or t >= last_breach[key] + rule.cooldown_ms
+        cooled = key not in last_breach or abs(t - last_breach[key]) >= rule.cooldown_ms
         if not breached.get(key):
             crossed = value is not None and (
                 value > rule.threshold if rule.direction == "above" else value < rule.threshold
@@ -162,7 +162,8 @@ def brute_force_detect(
             if rule.metric == "single_usd":
                 key = (rule.name, scope)
                 cooled = (
-                    key not in last_breach or event["ts"] >= last_breach[key] + rule.cooldown_ms
+                    key not in last_breach
+                    or abs(event["ts"] - last_breach[key]) >= rule.cooldown_ms
                 )
                 if event["notional_usd"] > rule.threshold and cooled:
                     last_breach[key] = event["ts"]
