@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +71,11 @@ class Settings(BaseSettings):
         "rocksdb", description="worker table store (memory: rebuilt from changelogs at start)"
     )
     rules_file: Path | None = Field(None, description="threshold rules YAML file")
+    webhook_urls: SecretStr | None = Field(
+        None, description="comma-separated URLs that get each breach record POSTed (secret)"
+    )
+    webhook_timeout: str = Field("5s", description="timeout of one webhook request")
+    webhook_attempts: int = Field(5, ge=1, description="attempts per breach record and URL")
     data_dir: Path = Field(Path("data"), description="local state (RocksDB, instrument cache)")
 
     # Serving
@@ -90,7 +96,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{server!r} is not host:port")
         return value
 
-    @field_validator("raw_retention", "resolution", "totals_min_interval")
+    @field_validator("raw_retention", "resolution", "totals_min_interval", "webhook_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration_ms(value)
@@ -105,6 +111,14 @@ class Settings(BaseSettings):
         for name in names:
             parse_duration_ms(name)
         return ",".join(names)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        for url in (value.get_secret_value() if value else "").split(","):
+            if url.strip() and urlsplit(url.strip()).scheme not in ("http", "https"):
+                raise ValueError("each webhook URL must start with http:// or https://")
+        return value
 
     @field_validator("topic_prefix")
     @classmethod
@@ -148,6 +162,15 @@ class Settings(BaseSettings):
         return parse_duration_ms(self.raw_retention)
 
     @property
+    def webhook_timeout_ms(self) -> int:
+        return parse_duration_ms(self.webhook_timeout)
+
+    @property
+    def webhook_url_list(self) -> list[str]:
+        raw = self.webhook_urls.get_secret_value() if self.webhook_urls else ""
+        return [url.strip() for url in raw.split(",") if url.strip()]
+
+    @property
     def totals_min_interval_ms(self) -> int:
         return parse_duration_ms(self.totals_min_interval)
 
@@ -166,7 +189,8 @@ def load_settings(**overrides: object) -> Settings:
             location = [str(part) for part in error["loc"] if isinstance(part, str)]
             variable = env_name(location[0]) if location else "configuration"
             value = error.get("input")
-            shown = "" if location and "password" in location[0] else f" (got {value!r})"
+            secret = location and ("password" in location[0] or "webhook_urls" in location[0])
+            shown = "" if secret else f" (got {value!r})"
             message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{variable}: {message}{shown}" if location else message)
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

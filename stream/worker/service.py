@@ -15,6 +15,7 @@ from stream.worker.agents import WorkerAgents
 from stream.worker.app import create_app
 from stream.worker.batcher import Batcher
 from stream.worker.web import register_web
+from stream.worker.webhooks import WebhookSink
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,15 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
             await batcher.run(stop)
         finally:
             await batcher.stop()
+
+    if settings.webhook_url_list:
+        sink = WebhookSink(
+            settings, agents.topics.breaches, f"{app.conf.id}-webhooks", agents.registry
+        )
+
+        @app.task
+        async def run_webhooks() -> None:
+            await sink.run(asyncio.Event())
 
     return app, agents
 
