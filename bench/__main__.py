@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -57,7 +58,7 @@ async def prefill(settings: Settings, count: int, seed: int) -> None:
 
 
 def start_worker(
-    settings: Settings, workdir: Path, interval: str
+    settings: Settings, workdir: Path, interval: str, extra_env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
@@ -68,6 +69,7 @@ def start_worker(
         "LIQSTREAM_WEB_PORT": str(port),
         "LIQSTREAM_TOTALS_MIN_INTERVAL": interval,
         "LIQSTREAM_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     workdir.mkdir(parents=True, exist_ok=True)
     log = (workdir / "worker.log").open("ab")
@@ -205,7 +207,93 @@ async def measure_latency(
     }
 
 
-async def main(count: int, big_count: int, output: Path | None) -> dict:
+BREACH_MARKER_USD = 50_000_000.0  # far above any synthetic event: only markers fire
+
+
+async def measure_breach_latency(
+    settings: Settings, workdir: Path, rate_per_s: int, seconds: int, every: int = 100
+) -> dict[str, float]:
+    """Per-breach latency: from sending the causing event to `liquidations` until its breach
+    record arrives on `liquidations.breaches`, under a steady background stream. Every
+    `every`-th event is a marker above a `single_usd` rule's threshold."""
+    prefix = settings.topic_prefix + "breach."
+    settings = settings.model_copy(update={"topic_prefix": prefix})
+    await ensure_topics(settings)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rules = workdir / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        f"  - {{name: marker, metric: single_usd, above: {BREACH_MARKER_USD / 2:.0f}}}\n"
+        "  - {name: market-5m, metric: total_usd, window: 5m, above: 1000000000000}\n"
+        '  - {name: coins-1h, metric: count, window: 1h, scope: {coin: "*"}, above: 100000000}\n'
+    )
+    worker, _ = start_worker(settings, workdir, "1s", {"LIQSTREAM_RULES_FILE": str(rules)})
+    topics = Topics.with_prefix(prefix)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=0)
+    consumer = AIOKafkaConsumer(
+        topics.breaches, **client_options(settings), auto_offset_reset="earliest"
+    )
+    await producer.start()
+    await consumer.start()
+    arrived: dict[str, float] = {}
+
+    async def collect() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    arrived.setdefault(orjson.loads(record.value)["event_id"], now)
+
+    collector = asyncio.create_task(collect())
+    sent_at: dict[str, float] = {}
+    try:
+        warm = next(synthetic_events(1, start_ms=int(time.time() * 1000), span_ms=1, seed=98))
+        warm = dataclasses.replace(warm, id="warm", notional_usd=BREACH_MARKER_USD)
+        await producer.send_and_wait(topics.liquidations, warm.to_json(), key=b"warm")
+        deadline = time.monotonic() + 120
+        while "warm" not in arrived and time.monotonic() < deadline:  # the worker is up
+            await asyncio.sleep(0.1)
+        total = rate_per_s * seconds
+        now = int(time.time() * 1000)
+        start = time.monotonic()
+        for n, event in enumerate(
+            synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=6)
+        ):
+            delay = start + n / rate_per_s - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if n % every == 0:
+                event = dataclasses.replace(event, notional_usd=BREACH_MARKER_USD)
+                sent_at[event.id] = time.time()
+            await producer.send(
+                topics.liquidations,
+                event.to_json(),
+                key=f"{event.exchange}:{event.symbol}".encode(),
+            )
+        await producer.flush()
+        deadline = time.monotonic() + 60
+        while not set(sent_at) <= set(arrived) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        collector.cancel()
+        await asyncio.gather(collector, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+    latencies = sorted((arrived[i] - t) * 1000 for i, t in sent_at.items() if i in arrived)
+    return {
+        "breaches": len(latencies),
+        "markers_sent": len(sent_at),
+        "background_rate_per_s": rate_per_s,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
+        "max_ms": latencies[-1],
+    }
+
+
+async def main(count: int, big_count: int, output: Path | None, only: str | None = None) -> dict:
     bootstrap = os.environ.get("LIQSTREAM_KAFKA_BOOTSTRAP")
     broker = None
     if not bootstrap:
@@ -221,7 +309,8 @@ async def main(count: int, big_count: int, output: Path | None) -> dict:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        for label, n in (("small", count), ("large", big_count)):
+        runs = () if only == "breach-latency" else (("small", count), ("large", big_count))
+        for label, n in runs:
             prefix = f"bench{int(time.time())}{label}."
             settings = load_settings(
                 kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=3
@@ -244,10 +333,15 @@ async def main(count: int, big_count: int, output: Path | None) -> dict:
             )
             results[label] = run
         settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{int(time.time())}")
-        results["latency"] = await measure_latency(
-            settings, workdir / "latency", rate_per_s=2_000, seconds=15
+        if only is None:
+            results["latency"] = await measure_latency(
+                settings, workdir / "latency", rate_per_s=2_000, seconds=15
+            )
+            print("latency", results["latency"], flush=True)
+        results["breach_latency"] = await measure_breach_latency(
+            settings, workdir / "breach", rate_per_s=2_000, seconds=20
         )
-        print("latency", results["latency"], flush=True)
+        print("breach latency", results["breach_latency"], flush=True)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
@@ -263,5 +357,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--large-events", type=int, default=400_000)
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--only", choices=["breach-latency"], default=None, help="run one measurement only"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.large_events, arguments.output))
+    asyncio.run(main(arguments.events, arguments.large_events, arguments.output, arguments.only))
