@@ -188,6 +188,7 @@ FEEDS = (
         idle_timeout_s=900.0,  # quiet markets send nothing; the server pings every 3 min
         fake_reply=_fake_reply,
         render=_render(coin_margined=False),
+        lower_bound=True,
         notes=NOTES,
     ),
     Feed(
@@ -202,6 +203,7 @@ FEEDS = (
         instruments_url="https://dapi.binance.com/dapi/v1/exchangeInfo",
         instruments_from_rest=_coinm_from_rest,
         render=_render(coin_margined=True),
+        lower_bound=True,
         notes=NOTES,
     ),
 )

@@ -186,6 +186,7 @@ FEEDS: tuple[Feed, ...] = (
         idle_timeout_s=90.0,  # every ping is answered with "pong"
         fake_reply=fake_reply,
         render=render,
+        lower_bound=True,
         notes=(
             "per pair and second only the largest long and the largest short liquidation are"
             " published: totals are a lower bound; side and amount units unconfirmed by Bitget"

@@ -194,6 +194,7 @@ FEEDS: tuple[Feed, ...] = (
         instruments_url="https://api.gateio.ws/api/v4/futures/usdt/contracts",
         instruments_from_rest=instruments_from_rest,
         render=render,
+        lower_bound=True,
         notes=(
             "at most one liquidation per contract per second is published: totals are a lower"
             " bound; side from the sign of size is unconfirmed by Gate (negative = long)"

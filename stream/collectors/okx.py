@@ -173,6 +173,7 @@ FEEDS = (
         instruments_url="https://www.okx.com/api/v5/public/instruments?instType=SWAP",
         instruments_from_rest=instruments_from_rest,
         render=render,
+        lower_bound=True,
         notes="OKX documents this channel as not complete: totals are a lower bound",
     ),
 )

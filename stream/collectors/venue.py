@@ -104,3 +104,4 @@ class Feed:
     instruments_from_rest: Callable[[object], dict[str, Instrument]] | None = None
     render: Callable[[Instrument, str, float, float, int, int], str] | None = None
     notes: str = ""
+    lower_bound: bool = False  # the venue samples its liquidations: totals are a floor

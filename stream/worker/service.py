@@ -10,7 +10,10 @@ from pathlib import Path
 import faust
 from prometheus_client import Gauge
 
+from stream.collectors.registry import FEEDS
 from stream.config import Settings
+from stream.view.consumer import ViewFeeder
+from stream.view.state import GlobalView
 from stream.worker.agents import WorkerAgents
 from stream.worker.app import create_app
 from stream.worker.batcher import Batcher
@@ -23,7 +26,14 @@ log = logging.getLogger(__name__)
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     app = create_app(settings)
     agents = WorkerAgents(app, settings)
-    register_web(app, agents)
+    windows = tuple(sorted(settings.windows_ms, key=settings.windows_ms.__getitem__))
+    feeds = {name: (feed.exchange, feed.lower_bound, feed.notes) for name, feed in FEEDS.items()}
+    feeder = ViewFeeder(settings, GlobalView(windows, feeds))
+    register_web(app, agents, feeder)
+
+    @app.task
+    async def run_view() -> None:
+        await feeder.run(asyncio.Event())
 
     batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
     for name, attribute, meaning in (

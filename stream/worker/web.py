@@ -1,19 +1,39 @@
-"""HTTP endpoints of the worker (Faust's web server): health, readiness, metrics, totals."""
+"""HTTP endpoints of the worker (Faust's web server, aiohttp underneath).
+
+Every answer about liquidations comes from the global view (stream.view), which each worker
+reads from the output topics: with several workers, any of them answers any query the same.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
+from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from stream.view.consumer import ViewFeeder
+from stream.view.state import BadRequest
 from stream.worker.agents import WorkerAgents
 
+OPENAPI = Path(__file__).with_name("openapi.json")
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
+PING_S = 15.0
 
-def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> CollectorRegistry:
     registry = agents.registry
+    view = feeder.view
     buckets = Gauge(
         "liqstream_worker_buckets", "Time buckets held by the aggregation", registry=registry
     )
@@ -23,6 +43,12 @@ def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
     buckets.set_function(lambda: len(agents.aggregation.buckets))
     active.set_function(lambda: 1 if agents.active else 0)
 
+    def answer(web: View, query: Any) -> Response:
+        try:
+            return web.json(query())
+        except BadRequest as exc:
+            return web.json({"error": str(exc)}, status=400)
+
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
         """Liveness: the process serves requests."""
@@ -30,9 +56,14 @@ def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
-        """Ready once the worker has joined the group and recovered its table."""
-        ready = agents.recovered
-        body: dict[str, Any] = {"ready": ready, "active": agents.active}
+        """Ready once the worker recovered its tables and read the output topics to the end."""
+        ready = agents.recovered and feeder.caught_up
+        body: dict[str, Any] = {
+            "ready": ready,
+            "active": agents.active,
+            "tables_recovered": agents.recovered,
+            "view_caught_up": feeder.caught_up,
+        }
         return web.json(body, status=200 if ready else 503)
 
     @app.page("/metrics")
@@ -42,21 +73,63 @@ def register_web(app: faust.App, agents: WorkerAgents) -> CollectorRegistry:
 
     @app.page("/api/totals")
     async def totals(web: View, request: Request) -> Response:
-        """Current totals of this worker's aggregation (the active worker holds them all)."""
-        now_ms = time.time_ns() // 1_000_000
-        window = request.query.get("window")
-        if window is not None and window not in agents.aggregation.windows:
-            known = ", ".join(agents.aggregation.windows)
-            return web.json({"error": f"unknown window {window!r}; known: {known}"}, status=400)
-        exchange = request.query.get("exchange")
-        coin = request.query.get("coin")
-        records = [
-            record
-            for record in agents.aggregation.snapshot(now_ms)
-            if (window is None or record["window"] == window)
-            and (exchange is None or record["exchange"] == (None if exchange == "*" else exchange))
-            and (coin is None or record["coin"] == (None if coin == "*" else coin.upper()))
-        ]
-        return web.json({"as_of": now_ms, "active": agents.active, "totals": records})
+        """Current totals, filtered by window, exchange and coin (`all` = the null scope)."""
+        return answer(web, lambda: view.query_totals(request.query, now_ms()))
+
+    @app.page("/api/breaches")
+    async def breaches(web: View, request: Request) -> Response:
+        """Breach and recovery records of the last 24 hours, newest first."""
+        return answer(web, lambda: view.query_breaches(request.query, now_ms()))
+
+    @app.page("/api/largest")
+    async def largest(web: View, request: Request) -> Response:
+        """The largest single liquidations of a window, biggest first."""
+        return answer(web, lambda: view.query_largest(request.query))
+
+    @app.page("/api/coverage")
+    async def coverage(web: View, request: Request) -> Response:
+        """Per feed: connected or not, gaps in the last 24 hours, sampled (lower bound)."""
+        return web.json(view.query_coverage(now_ms()))
+
+    @app.page("/openapi.json")
+    async def openapi(web: View, request: Request) -> Response:
+        return web.bytes(OPENAPI.read_bytes(), content_type="application/json")
+
+    @app.page("/api/stream")
+    async def stream(web: View, request: Request) -> Any:
+        """Server-Sent Events: `totals`, `breach` and `status` records as they arrive."""
+        response = aioweb.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)  # type: ignore[arg-type]  # aiohttp underneath
+        queue = feeder.subscribe()
+        try:
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    kind, record = await asyncio.wait_for(queue.get(), PING_S)
+                except TimeoutError:
+                    await response.write(b": ping\n\n")
+                    continue
+                await response.write(
+                    b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(record))
+                )
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            feeder.unsubscribe(queue)
+            with contextlib.suppress(Exception):
+                await response.write_eof()
+        return response
+
+    if (DASHBOARD / "index.html").exists():
+
+        @app.page("/")
+        async def dashboard(web: View, request: Request) -> Response:
+            return web.html((DASHBOARD / "index.html").read_text())
 
     return registry

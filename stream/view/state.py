@@ -1,0 +1,172 @@
+"""What the HTTP API answers, built from the output topics alone. Pure: no Kafka, no HTTP.
+
+Every worker keeps the same view by reading the compacted `liquidations.totals`, the recent
+`liquidations.breaches` and `collectors.status`, so any worker answers any query identically
+once it has read them, whichever worker owns the aggregation.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DAY_MS = 86_400_000
+
+
+class BadRequest(ValueError):
+    """A query parameter the API refuses; the message says why (HTTP 400)."""
+
+
+@dataclass
+class FeedCoverage:
+    exchange: str
+    feed: str
+    state: str = "unknown"
+    since: int | None = None
+    gaps: list[dict[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class GlobalView:
+    windows: tuple[str, ...]  # the configured windows, shortest first
+    feeds: Mapping[str, tuple[str, bool, str]]  # feed -> (exchange, lower_bound, note)
+    max_breaches: int = 1_000
+    totals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    breaches: deque[dict[str, Any]] = field(default_factory=deque)
+    coverage: dict[str, FeedCoverage] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, (exchange, _, _) in self.feeds.items():
+            self.coverage.setdefault(name, FeedCoverage(exchange, name))
+
+    # -- input --------------------------------------------------------------------------
+    def add_totals(self, key: str, record: dict[str, Any] | None) -> None:
+        """The latest record per key; an empty window or a tombstone removes the key."""
+        if record is None or not record.get("count"):
+            self.totals.pop(key, None)
+        else:
+            self.totals[key] = record
+
+    def add_breach(self, record: dict[str, Any]) -> None:
+        self.breaches.append(record)
+        while len(self.breaches) > self.max_breaches:
+            self.breaches.popleft()
+
+    def add_status(self, record: dict[str, Any]) -> None:
+        name = record.get("feed") or record.get("exchange", "?")
+        coverage = self.coverage.get(name)
+        if coverage is None:
+            coverage = self.coverage[name] = FeedCoverage(record.get("exchange", "?"), name)
+        state = record.get("state")
+        if state == "gap":
+            coverage.gaps.append({"start": record["gap_start"], "end": record["gap_end"]})
+        elif state in ("connected", "disconnected") and state != coverage.state:
+            coverage.state = state
+            coverage.since = record.get("ts")
+
+    # -- queries ------------------------------------------------------------------------
+    def query_totals(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
+        window = self._window(params.get("window"), required=False)
+        exchange = _scope_param(params.get("exchange"))
+        coin = _scope_param(params.get("coin"), upper=True)
+        _no_other(params, {"window", "exchange", "coin"})
+        records = [
+            record
+            for record in self.totals.values()
+            if (window is None or record["window"] == window)
+            and (exchange is _ANY or record["exchange"] == exchange)
+            and (coin is _ANY or record["coin"] == coin)
+        ]
+        order = {name: i for i, name in enumerate(self.windows)}
+        records.sort(
+            key=lambda r: (r["exchange"] or "", r["coin"] or "", order.get(r["window"], 99))
+        )
+        return {"as_of": now_ms, "totals": records}
+
+    def query_breaches(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
+        limit = _limit(params.get("limit"), default=50, most=self.max_breaches)
+        rule = params.get("rule")
+        _no_other(params, {"limit", "rule"})
+        cutoff = now_ms - DAY_MS
+        chosen = [
+            record
+            for record in reversed(self.breaches)
+            if (rule is None or record["rule"] == rule) and record.get("ts", now_ms) >= cutoff
+        ]
+        return {"breaches": chosen[:limit]}
+
+    def query_largest(self, params: Mapping[str, str]) -> dict[str, Any]:
+        window = self._window(params.get("window", "24h" if "24h" in self.windows else None))
+        limit = _limit(params.get("limit"), default=10, most=100)
+        _no_other(params, {"window", "limit"})
+        orders = [
+            record["largest"]
+            for record in self.totals.values()
+            if record["window"] == window
+            and record["exchange"] is not None
+            and record["coin"] is not None
+            and record.get("largest")
+        ]
+        orders.sort(key=lambda o: (-o["notional_usd"], o["ts"], o["id"]))
+        return {"window": window, "largest": orders[:limit]}
+
+    def query_coverage(self, now_ms: int) -> dict[str, Any]:
+        cutoff = now_ms - DAY_MS
+        venues = []
+        for name in sorted(self.coverage):
+            coverage = self.coverage[name]
+            coverage.gaps = [gap for gap in coverage.gaps if gap["end"] >= cutoff]
+            _, lower_bound, note = self.feeds.get(name, (coverage.exchange, False, ""))
+            venues.append(
+                {
+                    "exchange": coverage.exchange,
+                    "feed": name,
+                    "state": coverage.state,
+                    "since": coverage.since,
+                    "gaps_24h": list(coverage.gaps),
+                    "lower_bound": lower_bound,
+                    "note": note,
+                }
+            )
+        return {"venues": venues}
+
+    def _window(self, value: str | None, *, required: bool = True) -> str | None:
+        if value is None:
+            if required:
+                raise BadRequest(f"window is required; one of {', '.join(self.windows)}")
+            return None
+        if value not in self.windows:
+            raise BadRequest(f"unknown window {value!r}; one of {', '.join(self.windows)}")
+        return value
+
+
+_ANY = object()  # no filter on this part of the scope
+
+
+def _scope_param(value: str | None, *, upper: bool = False) -> Any:
+    if value is None:
+        return _ANY
+    value = value.strip()
+    if not value:
+        raise BadRequest("an empty exchange or coin filter; leave it out, or use `all`")
+    if value in ("*", "all"):
+        return None
+    return value.upper() if upper else value.lower()
+
+
+def _limit(value: str | None, *, default: int, most: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most}, not {value!r}")
+    return int(value)
+
+
+def _no_other(params: Iterable[str], allowed: set[str]) -> None:
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise BadRequest(
+            f"unknown parameter {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}"
+        )

@@ -1,0 +1,176 @@
+"""The HTTP API of real workers against real Kafka: every endpoint, its 400s, live SSE, and
+two workers answering the same queries identically."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from stream.config import Settings, load_settings
+from stream.kafka import Topics, client_options
+from stream.topics import ensure_topics
+from tests.worker.test_breaches_kafka import wait_active
+from tests.worker.test_worker_kafka import WINDOWS, Totals, Worker, produce, recent_events
+
+pytestmark = pytest.mark.kafka
+
+
+def base(worker: Worker) -> str:
+    return f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}"
+
+
+async def get(session: aiohttp.ClientSession, worker: Worker, path: str, **params: str):
+    async with session.get(base(worker) + path, params=params) as response:
+        return response.status, await response.json()
+
+
+async def wait_ready(session: aiohttp.ClientSession, worker: Worker, timeout_s: float = 120):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            status, _ = await get(session, worker, "/readyz")
+            if status == 200:
+                return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("worker never ready")
+
+
+async def send(settings: Settings, topic: str, key: bytes, record: dict) -> None:
+    producer = AIOKafkaProducer(**client_options(settings))
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, orjson.dumps(record), key=key)
+    finally:
+        await producer.stop()
+
+
+async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        kafka_bootstrap=kafka_settings.kafka_bootstrap,
+        topic_prefix=kafka_settings.topic_prefix,
+        windows=WINDOWS,
+    )
+    await ensure_topics(settings)
+    topics = Topics.with_prefix(settings.topic_prefix)
+    one = Worker(settings, tmp_path, "one").start()
+    two = Worker(settings, tmp_path, "two")
+    events = recent_events(1_000, seed=21)
+    now = int(time.time() * 1000)
+    status = {"exchange": "okx", "feed": "okx", "state": "connected", "ts": now, "url": "ws://x"}
+    gap = {**status, "state": "gap", "gap_start": now - 5_000, "gap_end": now - 1_000}
+    try:
+        async with Totals(settings) as totals, aiohttp.ClientSession() as session:
+            await wait_active(one)
+            two.start()  # joins as the standby: it serves from the same view
+            await produce(settings, events)
+            await send(settings, topics.status, b"okx", status)
+            await send(settings, topics.status, b"okx", gap)
+            await totals.wait_for_count(1_000)
+            for worker in (one, two):
+                await wait_ready(session, worker)
+
+            queries = [
+                ("/api/totals", {}),
+                ("/api/totals", {"window": "24h", "exchange": "all", "coin": "all"}),
+                ("/api/totals", {"coin": "BTC", "window": "1h"}),
+                ("/api/largest", {"window": "1h", "limit": "5"}),
+                ("/api/coverage", {}),
+                ("/api/breaches", {}),
+            ]
+            deadline = time.monotonic() + 30
+            while True:  # the standby worker reads the same topics: it converges
+                answers = []
+                for path, params in queries:
+                    a = await get(session, one, path, **params)
+                    b = await get(session, two, path, **params)
+                    for body in (a[1], b[1]):
+                        body.pop("as_of", None)
+                    answers.append((path, a, b))
+                if all(a == b for _, a, b in answers) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            for path, a, b in answers:
+                assert a == b, path
+                assert a[0] == 200, path
+            market = answers[1][1][1]["totals"]
+            assert [r["count"] for r in market] == [1_000]
+            biggest = max(events, key=lambda e: (e.notional_usd, -e.ts))
+            assert answers[3][1][1]["largest"][0]["id"] == biggest.id
+            okx = next(v for v in answers[4][1][1]["venues"] if v["feed"] == "okx")
+            assert okx["state"] == "connected" and okx["lower_bound"] is True
+            assert okx["gaps_24h"] == [{"start": now - 5_000, "end": now - 1_000}]
+
+            for path, params, reason in [
+                ("/api/totals", {"window": "7m"}, "unknown window '7m'"),
+                ("/api/totals", {"venue": "okx"}, "unknown parameter 'venue'"),
+                ("/api/breaches", {"limit": "-1"}, "limit must be a whole number"),
+                ("/api/largest", {"window": "3h"}, "unknown window '3h'"),
+            ]:
+                code, body = await get(session, two, path, **params)
+                assert (code, reason in body["error"]) == (400, True), (path, body)
+
+            # live: a breach and a totals change arrive over SSE without polling
+            async with session.get(base(two) + "/api/stream") as response:
+                assert response.headers["Content-Type"].startswith("text/event-stream")
+                breach = {
+                    "rule": "r",
+                    "state": "breach",
+                    "metric": "count",
+                    "window": "1h",
+                    "exchange": None,
+                    "coin": None,
+                    "value": 1001,
+                    "threshold": 1000,
+                    "ts": now,
+                    "event_id": "x",
+                }
+                await send(settings, topics.breaches, b"r", breach)
+                await produce(settings, recent_events(1, seed=22))
+                seen: set[str] = set()
+                deadline = time.monotonic() + 60
+                while seen != {"breach", "totals"} and time.monotonic() < deadline:
+                    line = await asyncio.wait_for(response.content.readline(), 30)
+                    if line.startswith(b"event: "):
+                        kind = line[7:].strip().decode()
+                        data = await response.content.readline()
+                        record = json.loads(data[6:])
+                        if kind == "breach":
+                            assert record == breach
+                        seen.add(kind)
+                assert seen == {"breach", "totals"}
+            code, body = await get(session, one, "/api/breaches")
+            assert body["breaches"][0]["rule"] == "r"
+
+            async with session.get(base(one) + "/openapi.json") as response:
+                spec = await response.json()
+            routes = {r.resource.canonical for r in []}  # documented paths, checked below
+            assert (
+                set(spec["paths"])
+                >= {
+                    "/api/totals",
+                    "/api/breaches",
+                    "/api/largest",
+                    "/api/coverage",
+                    "/api/stream",
+                    "/healthz",
+                    "/readyz",
+                    "/metrics",
+                    "/openapi.json",
+                }
+                | routes
+            )
+    finally:
+        one.stop(signal.SIGKILL)
+        two.stop(signal.SIGKILL)

@@ -1,0 +1,158 @@
+"""The global view the API answers from: queries, filters and their 400s."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.view.state import BadRequest, GlobalView
+
+WINDOWS = ("5m", "1h", "24h")
+FEEDS = {
+    "binance-usdm": ("binance", True, "sampled"),
+    "okx": ("okx", True, ""),
+    "bitmex": ("bitmex", False, ""),
+}
+NOW = 1_762_300_000_000
+
+
+def largest(n: int, usd: float) -> dict:
+    return {
+        "id": f"e{n}",
+        "exchange": "binance",
+        "symbol": "BTCUSDT",
+        "side": "long",
+        "price": 1.0,
+        "quantity": usd,
+        "notional_usd": usd,
+        "ts": NOW - n,
+    }
+
+
+def totals(exchange, coin, window, count=1, usd=100.0, big=None) -> dict:
+    return {
+        "exchange": exchange,
+        "coin": coin,
+        "window": window,
+        "as_of": NOW,
+        "total_usd": usd,
+        "long_usd": usd,
+        "short_usd": 0.0,
+        "count": count,
+        "long_count": count,
+        "short_count": 0,
+        "largest": big,
+    }
+
+
+def key(record: dict) -> str:
+    return f"{record['exchange'] or '*'}:{record['coin'] or '*'}:{record['window']}"
+
+
+@pytest.fixture
+def view() -> GlobalView:
+    v = GlobalView(WINDOWS, FEEDS)
+    for record in (
+        totals(None, None, "24h", 3, 600.0),
+        totals(None, None, "5m", 1, 100.0),
+        totals(None, "BTC", "24h", 2, 500.0),
+        totals("binance", "BTC", "24h", 1, 400.0, largest(1, 400.0)),
+        totals("okx", "BTC", "24h", 1, 100.0, largest(2, 100.0)),
+        totals("okx", "ETH", "24h", 1, 100.0, largest(3, 100.0)),
+        totals("okx", None, "24h", 2, 200.0),
+    ):
+        v.add_totals(key(record), record)
+    return v
+
+
+def test_totals_filters_and_the_all_scope(view: GlobalView) -> None:
+    market = view.query_totals({"exchange": "all", "coin": "all"}, NOW)["totals"]
+    assert [(r["window"], r["count"]) for r in market] == [("5m", 1), ("24h", 3)]
+    btc = view.query_totals({"coin": "btc", "window": "24h"}, NOW)["totals"]
+    assert [(r["exchange"], r["coin"]) for r in btc] == [
+        (None, "BTC"),
+        ("binance", "BTC"),
+        ("okx", "BTC"),
+    ]
+    okx = view.query_totals({"exchange": "OKX", "coin": "*"}, NOW)["totals"]
+    assert [(r["exchange"], r["coin"]) for r in okx] == [("okx", None)]
+
+
+def test_an_emptied_window_or_a_tombstone_leaves_the_answer(view: GlobalView) -> None:
+    view.add_totals("*:*:5m", totals(None, None, "5m", 0, 0.0))
+    view.add_totals("okx:ETH:24h", None)
+    assert {key(r) for r in view.query_totals({"window": "5m"}, NOW)["totals"]} == set()
+    assert "okx:ETH:24h" not in {key(r) for r in view.query_totals({}, NOW)["totals"]}
+
+
+def test_largest_comes_from_exchange_and_coin_scopes(view: GlobalView) -> None:
+    answer = view.query_largest({"window": "24h", "limit": "2"})
+    assert [o["id"] for o in answer["largest"]] == ["e1", "e3"]  # a tie: the earlier first
+    assert view.query_largest({})["window"] == "24h"
+
+
+def test_breaches_newest_first_bounded_and_by_rule() -> None:
+    v = GlobalView(WINDOWS, FEEDS, max_breaches=3)
+    for n in range(5):
+        v.add_breach({"rule": "a" if n % 2 else "b", "ts": NOW - 10 + n, "state": "breach"})
+    v.add_breach({"rule": "a", "ts": NOW - 2 * 86_400_000, "state": "breach"})  # too old
+    assert [r["ts"] for r in v.query_breaches({}, NOW)["breaches"]] == [NOW - 6, NOW - 7]
+    assert [r["rule"] for r in v.query_breaches({"rule": "b", "limit": "1"}, NOW)["breaches"]] == [
+        "b"
+    ]
+
+
+def test_coverage_tracks_state_gaps_and_sampling() -> None:
+    v = GlobalView(WINDOWS, FEEDS)
+    v.add_status({"exchange": "okx", "feed": "okx", "state": "connected", "ts": NOW - 100})
+    v.add_status(
+        {
+            "exchange": "okx",
+            "feed": "okx",
+            "state": "gap",
+            "ts": NOW - 50,
+            "gap_start": NOW - 90,
+            "gap_end": NOW - 60,
+        }
+    )
+    v.add_status(
+        {
+            "exchange": "okx",
+            "feed": "okx",
+            "state": "gap",
+            "ts": NOW,
+            "gap_start": NOW - 3 * 86_400_000,
+            "gap_end": NOW - 2 * 86_400_000,
+        }
+    )
+    v.add_status({"exchange": "bitmex", "feed": "bitmex", "state": "disconnected", "ts": NOW})
+    venues = {r["feed"]: r for r in v.query_coverage(NOW)["venues"]}
+    assert venues["okx"]["state"] == "connected" and venues["okx"]["since"] == NOW - 100
+    assert venues["okx"]["gaps_24h"] == [{"start": NOW - 90, "end": NOW - 60}]
+    assert venues["okx"]["lower_bound"] is True
+    assert venues["bitmex"]["state"] == "disconnected" and venues["bitmex"]["lower_bound"] is False
+    assert (
+        venues["binance-usdm"]["state"] == "unknown" and venues["binance-usdm"]["note"] == "sampled"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "params", "message"),
+    [
+        ("totals", {"window": "7m"}, "unknown window '7m'; one of 5m, 1h, 24h"),
+        ("totals", {"coin": ""}, "an empty exchange or coin filter"),
+        ("totals", {"symbol": "BTCUSDT"}, "unknown parameter 'symbol'"),
+        ("breaches", {"limit": "0"}, "limit must be a whole number from 1 to 1000"),
+        ("breaches", {"limit": "ten"}, "not 'ten'"),
+        ("largest", {"window": "2h"}, "unknown window '2h'"),
+        ("largest", {"limit": "101"}, "from 1 to 100"),
+    ],
+)
+def test_bad_parameters_say_why(view: GlobalView, call: str, params: dict, message: str) -> None:
+    with pytest.raises(BadRequest) as error:
+        if call == "totals":
+            view.query_totals(params, NOW)
+        elif call == "breaches":
+            view.query_breaches(params, NOW)
+        else:
+            view.query_largest(params)
+    assert message in str(error.value)
