@@ -126,10 +126,15 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
                 await response.write_eof()
         return response
 
-    if (DASHBOARD / "index.html").exists():
+    @app.page("/")
+    async def dashboard(web: View, request: Request) -> Response:
+        """The live dashboard (static HTML and JS, no build step, nothing from a CDN)."""
+        return web.html((DASHBOARD / "index.html").read_text())
 
-        @app.page("/")
-        async def dashboard(web: View, request: Request) -> Response:
-            return web.html((DASHBOARD / "index.html").read_text())
+    @app.page("/dashboard.js")
+    async def dashboard_js(web: View, request: Request) -> Response:
+        return web.bytes(
+            (DASHBOARD / "dashboard.js").read_bytes(), content_type="application/javascript"
+        )
 
     return registry

@@ -1,0 +1,1 @@
+"""The dashboard page the worker serves (static files)."""

@@ -1,0 +1,128 @@
+// liqstream dashboard: loads the API once, then follows /api/stream (SSE) and refreshes the
+// views it touches; falls back to polling when the stream is unavailable. No dependencies.
+"use strict";
+
+const WINDOWS = ["1h", "4h", "12h", "24h"];
+const totals = new Map(); // "exchange:coin:window" -> record
+let breaches = [];
+
+function usd(value) {
+  const abs = Math.abs(value);
+  if (abs >= 1e9) return "$" + (value / 1e9).toFixed(2) + "B";
+  if (abs >= 1e6) return "$" + (value / 1e6).toFixed(2) + "M";
+  if (abs >= 1e3) return "$" + (value / 1e3).toFixed(1) + "K";
+  return "$" + value.toFixed(0);
+}
+const price = (p) => (p >= 100 ? p.toFixed(1) : p >= 1 ? p.toFixed(3) : p.toPrecision(4));
+const key = (r) => `${r.exchange || "*"}:${r.coin || "*"}:${r.window}`;
+const time = (ms) => new Date(ms).toLocaleTimeString();
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, attrs || {});
+  for (const child of children) node.append(child);
+  return node;
+}
+async function getJSON(path) {
+  const response = await fetch(path);
+  if (!response.ok) throw new Error(path + ": " + response.status);
+  return response.json();
+}
+
+function renderCards() {
+  const cards = document.getElementById("cards");
+  cards.replaceChildren(...WINDOWS.map((w) => {
+    const r = totals.get(`*:*:${w}`) || { total_usd: 0, long_usd: 0, short_usd: 0, count: 0 };
+    const longPct = r.total_usd ? (100 * r.long_usd) / r.total_usd : 0;
+    return el("div", { className: "card", id: "card-" + w },
+      el("div", { className: "w" }, w + " · " + r.count.toLocaleString() + " orders"),
+      el("div", { className: "v", id: "total-" + w }, usd(r.total_usd)),
+      el("div", { className: "bar" }, el("div", { style: `width:${longPct.toFixed(1)}%` })),
+      el("div", { className: "split" },
+        el("span", { className: "long" }, "longs " + usd(r.long_usd)),
+        el("span", { className: "short" }, "shorts " + usd(r.short_usd))));
+  }));
+}
+
+function rows(records, first, extra) {
+  return records.map((r) => el("tr", {},
+    el("td", {}, first(r)), el("td", {}, usd(r.total_usd)),
+    el("td", { className: "long" }, usd(r.long_usd)), el("td", { className: "short" }, usd(r.short_usd)),
+    el("td", {}, r.count.toLocaleString()), el("td", {}, extra(r))));
+}
+
+function renderTables() {
+  const all = [...totals.values()];
+  const coins = all.filter((r) => r.window === "24h" && r.exchange === null && r.coin !== null)
+    .sort((a, b) => b.total_usd - a.total_usd).slice(0, 10);
+  document.querySelector("#coins tbody").replaceChildren(...rows(coins, (r) => r.coin,
+    (r) => (r.largest ? usd(r.largest.notional_usd) + " " + r.largest.side : "")));
+  const venues = all.filter((r) => r.window === "24h" && r.coin === null && r.exchange !== null)
+    .sort((a, b) => b.total_usd - a.total_usd);
+  document.querySelector("#exchanges tbody").replaceChildren(...rows(venues, (r) => r.exchange,
+    (r) => usd((totals.get(`${r.exchange}:*:1h`) || { total_usd: 0 }).total_usd)));
+}
+
+function renderFeed(largest) {
+  document.getElementById("feed").replaceChildren(...largest.map((o) => el("li", {},
+    el("span", { className: o.side }, usd(o.notional_usd) + " " + o.side), " ",
+    o.symbol + " on " + o.exchange + " ", el("span", { className: "dim" }, "@ " + price(o.price) + " · " + time(o.ts)))));
+}
+
+function renderAlerts() {
+  const list = document.getElementById("alerts");
+  if (!breaches.length) return;
+  list.replaceChildren(...breaches.slice(0, 30).map((b) => {
+    const scope = [b.exchange, b.coin].filter(Boolean).join(" ") || "market";
+    const value = b.metric === "count" ? b.value : b.metric === "long_share"
+      ? (100 * b.value).toFixed(0) + "%" : usd(b.value || 0);
+    return el("li", {}, el("span", { className: "tag " + b.state }, b.state), " ",
+      el("b", {}, b.rule), " " + scope + " " + (b.window || "") + " " + value + " ",
+      el("span", { className: "dim" }, time(b.ts)));
+  }));
+}
+
+function renderCoverage(venues) {
+  document.querySelector("#coverage tbody").replaceChildren(...venues.map((v) => el("tr", {},
+    el("td", {}, v.feed, v.lower_bound ? el("span", { className: "lb", title: v.note }, " lower bound") : ""),
+    el("td", { className: v.state === "connected" ? "short" : v.state === "unknown" ? "dim" : "long" }, v.state),
+    el("td", {}, String(v.gaps_24h.length)))));
+}
+
+async function loadAll() {
+  const [t, b, l, c] = await Promise.all([getJSON("/api/totals"), getJSON("/api/breaches"),
+    getJSON("/api/largest?window=24h&limit=15"), getJSON("/api/coverage")]);
+  totals.clear();
+  for (const r of t.totals) totals.set(key(r), r);
+  breaches = b.breaches;
+  renderCards(); renderTables(); renderFeed(l.largest); renderAlerts(); renderCoverage(c.venues);
+  document.getElementById("asof").textContent = "as of " + time(t.as_of);
+}
+
+let pending = null;
+function soon(fn) { // coalesce bursts of updates into one repaint
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; fn(); }, 250);
+}
+
+function follow() {
+  const live = document.getElementById("live");
+  const source = new EventSource("/api/stream");
+  source.onopen = () => { live.textContent = "live"; live.className = "on"; };
+  source.addEventListener("totals", (e) => {
+    const r = JSON.parse(e.data);
+    if (r.count) totals.set(key(r), r); else totals.delete(key(r));
+    soon(async () => {
+      renderCards(); renderTables();
+      document.getElementById("asof").textContent = "as of " + time(r.as_of);
+      renderFeed((await getJSON("/api/largest?window=24h&limit=15")).largest);
+    });
+  });
+  source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });
+  source.addEventListener("status", () => soon(async () => renderCoverage((await getJSON("/api/coverage")).venues)));
+  source.onerror = () => {
+    live.textContent = "reconnecting… (polling)"; live.className = "";
+    loadAll().catch(() => {});
+  };
+}
+
+loadAll().catch((e) => { document.getElementById("live").textContent = String(e); }).finally(follow);

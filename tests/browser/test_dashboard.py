@@ -1,0 +1,150 @@
+"""The dashboard in a real headless browser (Debian's chromium): it loads, shows the numbers
+the API returns, and changes when new events arrive, without a reload.
+
+Also `python -m tests.browser.test_dashboard --screenshot docs/dashboard.png` renders the
+page with demo-like data for the README."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from stream.config import Settings, load_settings
+from stream.topics import ensure_topics
+from tests.worker.test_breaches_kafka import wait_active
+from tests.worker.test_worker_kafka import WINDOWS, Totals, Worker, produce, recent_events
+
+pytestmark = pytest.mark.kafka
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+HAVE_BROWSER = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+RULES = "rules:\n  - {name: market-1h-busy, metric: count, window: 1h, above: 300}\n"
+
+
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1440,1000"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def usd(value: float) -> str:
+    """The dashboard's own formatting (dashboard.js `usd`)."""
+    for size, suffix, digits in ((1e9, "B", 2), (1e6, "M", 2), (1e3, "K", 1)):
+        if abs(value) >= size:
+            return f"${value / size:.{digits}f}{suffix}"
+    return f"${value:.0f}"
+
+
+async def market_24h(session: aiohttp.ClientSession, worker: Worker) -> dict:
+    url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/totals"
+    params = {"window": "24h", "exchange": "all", "coin": "all"}
+    async with session.get(url, params=params) as response:
+        return (await response.json())["totals"][0]
+
+
+async def text_becomes(driver, element_id: str, expected: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = await asyncio.to_thread(lambda: driver.find_element("id", element_id).text)
+        if text == expected:
+            return text
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"#{element_id} shows {text!r}, not {expected!r}")
+
+
+async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None = None) -> None:
+    """Worker + sample events + the page; checks what it shows (and optionally saves it)."""
+    await ensure_topics(settings)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    worker = Worker(settings, tmp_path, "w")
+    worker.env["LIQSTREAM_RULES_FILE"] = str(rules)
+    worker.env["LIQSTREAM_WINDOWS"] = settings.windows
+    worker.start()
+    driver = None
+    try:
+        async with Totals(settings) as totals, aiohttp.ClientSession() as session:
+            await wait_active(worker)
+            await produce(settings, recent_events(500, seed=31))
+            await totals.wait_for_count(500)
+            driver = await asyncio.to_thread(browser)
+            base = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/"
+            await asyncio.to_thread(driver.get, base)
+            first = await market_24h(session, worker)
+            await text_becomes(driver, "total-24h", usd(first["total_usd"]))
+
+            await produce(settings, recent_events(300, seed=32))  # crosses the rule
+            await totals.wait_for_count(800)
+            second = await market_24h(session, worker)
+            assert second["count"] == 800
+            await text_becomes(driver, "total-24h", usd(second["total_usd"]))  # no reload
+            alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
+            deadline = time.monotonic() + 30
+            while "market-1h-busy" not in alerts and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
+            assert "market-1h-busy" in alerts
+            coins = await asyncio.to_thread(lambda: driver.find_element("id", "coins").text)
+            assert "BTC" in coins
+            if screenshot is not None:
+                await asyncio.sleep(1)
+                await asyncio.to_thread(driver.save_screenshot, str(screenshot))
+    finally:
+        if driver is not None:
+            await asyncio.to_thread(driver.quit)
+        worker.stop(signal.SIGKILL)
+
+
+@pytest.mark.skipif(
+    not HAVE_BROWSER and not os.environ.get("CI"), reason="chromium not installed here"
+)
+async def test_dashboard_shows_api_numbers_and_follows_live(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = load_settings(
+        kafka_bootstrap=kafka_settings.kafka_bootstrap,
+        topic_prefix=kafka_settings.topic_prefix,
+        windows=WINDOWS,
+    )
+    await run_page(settings, tmp_path)
+
+
+def main() -> None:
+    """Render docs/dashboard.png (or --screenshot PATH) on a local broker with sample data."""
+    import argparse
+    import tempfile
+    import uuid
+
+    from stream.localkafka import LocalKafka
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--screenshot", type=Path, default=Path("docs/dashboard.png"))
+    path = parser.parse_args().screenshot.resolve()
+    broker = LocalKafka(heap="512m")
+    bootstrap = broker.start()
+    try:
+        settings = load_settings(
+            kafka_bootstrap=bootstrap, topic_prefix=f"shot{uuid.uuid4().hex[:6]}."
+        )
+        asyncio.run(run_page(settings, Path(tempfile.mkdtemp()), screenshot=path))
+    finally:
+        broker.stop()
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
