@@ -324,7 +324,7 @@ async def _dev(settings: Settings, live: bool, interval: float) -> None:
         loop.add_signal_handler(sig, stop.set)
     await _create_topics(settings)
     click.echo(f"Kafka listening on {settings.kafka_bootstrap}")
-    click.echo(f"totals API on http://{settings.web_host}:{settings.web_port}/api/totals")
+    click.echo(f"dashboard on http://{settings.web_host}:{settings.web_port}/")
     click.echo("liqstream dev is running; Ctrl-C stops everything.")
     await run_pipeline(settings, resolve_feeds(()), stop, live=live, frame_interval_s=interval)
 

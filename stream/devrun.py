@@ -1,7 +1,9 @@
 """`liqstream dev`: the whole pipeline on one machine, fed by local fake exchanges.
 
-Local broker -> topics -> one fake exchange per feed (each speaking its venue's protocol) ->
-collectors -> Kafka -> worker. With `live`, the collectors connect to the real venues instead.
+Local broker -> topics -> one fake exchange per feed (each speaking its venue's protocol and
+replaying the demo session's cascade, stream.demo) -> collectors -> Kafka -> worker (with the
+demo's rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect to the
+real venues instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Sequence
 from stream.collectors.service import CollectorService
 from stream.collectors.venue import Feed
 from stream.config import Settings
-from stream.fake_exchange import FakeExchange, generated_frames
+from stream.demo import RULES, demo_frames
+from stream.fake_exchange import FakeExchange
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +36,17 @@ async def run_pipeline(
     urls: dict[str, str] = {}
     if not live:
         for feed in feeds:
-            fake = FakeExchange(feed, generated_frames(feed), interval_s=frame_interval_s)
+            fake = FakeExchange(feed, demo_frames(feed), interval_s=frame_interval_s)
             urls[feed.name] = await fake.start()
             fakes.append(fake)
     service = CollectorService(settings, feeds, urls=urls, refresh_instruments=live)
     collectors = asyncio.create_task(service.run(), name="collectors")
     # The Faust worker owns its event loop and signals, so it runs as a child process.
+    if settings.rules_file is None and not live:  # the demo's rules, unless the user has some
+        settings = settings.model_copy(update={"rules_file": RULES})
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "stream", "worker", env={**os.environ, **settings_env(settings)}
     )
-    log.info("worker API on http://%s:%d/api/totals", settings.web_host, settings.web_port)
     try:
         await stop.wait()
     finally:

@@ -30,7 +30,7 @@ from stream.collectors.venue import Feed, Instrument
 log = logging.getLogger(__name__)
 
 # Rough USD prices for generated frames; any coin not listed trades at 1 USD.
-_REFERENCE_PRICES_USD = {
+REFERENCE_PRICES_USD = {
     "BTC": 100_000.0,
     "ETH": 3_500.0,
     "SOL": 180.0,
@@ -51,7 +51,7 @@ def generated_frames(feed: Feed, seed: int = 1) -> Iterator[str]:
     rng = random.Random(seed)
     for seq in itertools.count(1):
         instrument = rng.choice(instruments)
-        price = _REFERENCE_PRICES_USD.get(instrument.coin, 1.0) * rng.uniform(0.98, 1.02)
+        price = REFERENCE_PRICES_USD.get(instrument.coin, 1.0) * rng.uniform(0.98, 1.02)
         notional_usd = rng.lognormvariate(8.5, 1.6)
         coins = notional_usd / price
         ts_ms = time.time_ns() // 1_000_000
