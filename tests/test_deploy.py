@@ -51,7 +51,7 @@ def test_compose_commands_are_real_cli_commands() -> None:
 
 def test_compose_environment_uses_only_real_settings() -> None:
     for name, service in compose()["services"].items():
-        if name == "kafka":
+        if name in ("kafka", "prometheus", "grafana"):
             continue
         for variable in service["environment"]:
             assert variable in setting_variables(), (name, variable)
@@ -63,7 +63,12 @@ def test_compose_healthchecks_volumes_and_localhost_ports() -> None:
     services = document["services"]
     for name in ("kafka", "collector", "worker"):
         assert services[name]["healthcheck"]["test"], name
-    assert set(document["volumes"]) == {"kafka-data", "collector-data", "worker-data"}
+    assert set(document["volumes"]) == {
+        "kafka-data",
+        "collector-data",
+        "prometheus-data",
+        "grafana-data",
+    }
     assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     for name in ("collector", "worker"):
         condition = services[name]["depends_on"]["kafka-init"]["condition"]
@@ -73,6 +78,59 @@ def test_compose_healthchecks_volumes_and_localhost_ports() -> None:
             assert str(port).startswith("127.0.0.1:"), port
     worker_env = services["worker"]["environment"]
     assert f"{worker_env['LIQSTREAM_WEB_PORT']}/healthz" in str(services["worker"]["healthcheck"])
+
+
+def test_worker_scales_without_clashes() -> None:
+    worker = compose()["services"]["worker"]
+    assert "container_name" not in worker
+    for port in worker["ports"]:  # a host port range: one port per replica
+        host = str(port).split(":")[1]
+        assert "-" in host, port
+    for volume in worker["volumes"]:  # no named volume shared by replicas (RocksDB locks)
+        source = volume.split(":")[0]
+        assert source.startswith(("/", "./")), volume
+
+
+def test_monitoring_profile_scrapes_what_runs() -> None:
+    services = compose()["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+    for name in ("kafka", "kafka-init", "collector", "worker"):
+        assert "profiles" not in services[name]  # the core stack runs without a profile
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    worker_sd = jobs["liqstream-worker"]["dns_sd_configs"][0]
+    assert worker_sd["names"] == ["worker"]
+    assert str(worker_sd["port"]) == services["worker"]["environment"]["LIQSTREAM_WEB_PORT"]
+    collector_env = services["collector"]["environment"]
+    target = jobs["liqstream-collector"]["static_configs"][0]["targets"][0]
+    assert target == f"collector:{collector_env['LIQSTREAM_METRICS_PORT']}"
+    assert collector_env["LIQSTREAM_METRICS_HOST"] == "0.0.0.0"
+
+
+def code_metric_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "stream").rglob("*.py"):
+        names |= set(re.findall(r'"(liqstream_[a-z_]+)"', path.read_text()))
+    return names
+
+
+def test_grafana_dashboard_uses_only_exported_metrics() -> None:
+    import json
+
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/liqstream.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {
+        re.sub(r"_(total|created)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"liqstream_[a-z_]+", expr)
+    }
+    assert used and used <= code_metric_names(), used - code_metric_names()
+    datasource = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    assert all(p["datasource"]["uid"] == datasource["uid"] for p in dashboard["panels"])
 
 
 def test_compose_mounted_files_exist() -> None:
