@@ -81,6 +81,7 @@ class WorkerAgents:
         self.evaluator.set_rules(self.breaches.load_initial_rules())
         self.active = False
         self.full_evaluation_after: int | None = None  # batch offset, after a recovery
+        self.evaluation = asyncio.Lock()
         self.table.on_recover(self._rebuild)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
         app.task(self._reload_on_sighup)
@@ -144,20 +145,24 @@ class WorkerAgents:
             offset = event.message.offset
             batch: dict[str, Any] = orjson.loads(event.value)
             events = batch["events"]
-            now = now_ms()
-            evaluator = self.evaluator
-            evaluator.advance(now)
-            changed, rejects = self.aggregation.apply_batch(
-                events, offset, now, evaluator.after_event if evaluator.rules else None
-            )
-            self.events_applied.inc(len(events) - len(rejects))
-            if self.full_evaluation_after is not None and offset >= self.full_evaluation_after:
-                self.full_evaluation_after = None
-                evaluator.evaluate_all(now)
-            # breaches first: a bucket that reached the changelog implies its records did
-            await self.breaches.publish(evaluator.drain(), offset)
-            for bucket, value in changed.items():
-                self.table[str(bucket)] = orjson.dumps(value)
+            # One evaluation at a time (the timer evaluates too): records are published in
+            # the order the states they imply were reached.
+            async with self.evaluation:
+                now = now_ms()
+                evaluator = self.evaluator
+                evaluator.advance(now)
+                changed, rejects = self.aggregation.apply_batch(
+                    events, offset, now, evaluator.after_event if evaluator.rules else None
+                )
+                self.events_applied.inc(len(events) - len(rejects))
+                after = self.full_evaluation_after
+                if after is not None and offset >= after:
+                    self.full_evaluation_after = None
+                    evaluator.evaluate_all(now)
+                # breaches first: a bucket that reached the changelog implies its records did
+                await self.breaches.publish(evaluator.drain(), offset)
+                for bucket, value in changed.items():
+                    self.table[str(bucket)] = orjson.dumps(value)
             for raw_event, reason in rejects:
                 self.rejects.labels(reason).inc()
                 record = {
@@ -177,10 +182,11 @@ class WorkerAgents:
     async def _tick(self) -> None:
         if not self.active:
             return
-        now = now_ms()
-        self.breaches.reload_if_changed(now)
-        self.evaluator.advance(now)
-        await self.breaches.publish(self.evaluator.drain())
+        async with self.evaluation:
+            now = now_ms()
+            self.breaches.reload_if_changed(now)
+            self.evaluator.advance(now)
+            await self.breaches.publish(self.evaluator.drain())
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)
         # The producer directly: Faust's Topic.send costs far more per record, and a tick can

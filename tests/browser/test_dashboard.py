@@ -124,25 +124,57 @@ async def test_dashboard_shows_api_numbers_and_follows_live(
 
 
 def main() -> None:
-    """Render docs/dashboard.png (or --screenshot PATH) on a local broker with sample data."""
+    """Render docs/dashboard.png (or --screenshot PATH): `liqstream dev` with its demo session,
+    about 40 s into the cascade, as a user sees it."""
     import argparse
+    import json
+    import subprocess
+    import sys
     import tempfile
-    import uuid
+    import urllib.request
 
-    from stream.localkafka import LocalKafka
+    from stream.localkafka import free_port
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--screenshot", type=Path, default=Path("docs/dashboard.png"))
-    path = parser.parse_args().screenshot.resolve()
-    broker = LocalKafka(heap="512m")
-    bootstrap = broker.start()
+    parser.add_argument("--after", type=float, default=40.0, help="seconds into the demo")
+    arguments = parser.parse_args()
+    path = arguments.screenshot.resolve()
+    web_port = free_port()
+    env = {
+        **os.environ,
+        "LIQSTREAM_DATA_DIR": tempfile.mkdtemp(prefix="liqstream-shot-"),
+        "LIQSTREAM_WEB_PORT": str(web_port),
+        "LIQSTREAM_METRICS_PORT": "0",
+        "LIQSTREAM_LOG_LEVEL": "WARNING",
+    }
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "stream", "dev", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    driver = None
     try:
-        settings = load_settings(
-            kafka_bootstrap=bootstrap, topic_prefix=f"shot{uuid.uuid4().hex[:6]}."
-        )
-        asyncio.run(run_page(settings, Path(tempfile.mkdtemp()), screenshot=path))
+        base = f"http://127.0.0.1:{web_port}"
+        started = time.monotonic()
+        while time.monotonic() - started < 120:
+            time.sleep(1)
+            try:
+                with urllib.request.urlopen(f"{base}/api/breaches", timeout=5) as response:
+                    if json.loads(response.read())["breaches"]:
+                        break
+            except OSError:
+                continue
+        time.sleep(max(0.0, arguments.after - (time.monotonic() - started)))
+        driver = browser()
+        driver.get(base + "/")
+        time.sleep(4)
+        driver.save_screenshot(str(path))
     finally:
-        broker.stop()
+        if driver is not None:
+            driver.quit()
+        dev.send_signal(signal.SIGINT)
+        dev.wait(90)
     print(f"wrote {path}")
 
 
