@@ -72,7 +72,8 @@ function renderAlerts() {
   const list = document.getElementById("alerts");
   if (!breaches.length) return;
   list.replaceChildren(...breaches.slice(0, 30).map((b) => {
-    const scope = [b.exchange, b.coin].filter(Boolean).join(" ") || "market";
+    const scope = b.event ? `${b.event.side} ${b.event.symbol} on ${b.event.exchange}`
+      : [b.exchange, b.coin].filter(Boolean).join(" ") || "market";
     const value = b.metric === "count" ? b.value : b.metric === "long_share"
       ? (100 * b.value).toFixed(0) + "%" : usd(b.value || 0);
     return el("li", {}, el("span", { className: "tag " + b.state }, b.state), " ",
