@@ -1,8 +1,9 @@
 """Feeds the global view from Kafka and tells live subscribers (SSE) what changed.
 
-Subscribed without a consumer group, so every partition of the three topics is read by every
-worker: totals from the beginning (compacted: the latest record per key), breaches and
-collector status from 24 hours back.
+Every partition of the three topics is assigned to every worker (no consumer group): totals
+from the beginning (compacted: the latest record per key), breaches and collector status from
+24 hours back. Topics that do not exist yet are waited for, never created here: a consumer's
+metadata request could auto-create them with broker defaults (an uncompacted totals topic).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from stream.config import Settings
 from stream.kafka import Topics, client_options
@@ -21,21 +23,57 @@ from stream.view.state import DAY_MS, GlobalView
 
 log = logging.getLogger(__name__)
 
+TOPIC_POLL_MAX_S = 5.0  # while waiting for the topics to be created
+Change = tuple[str, dict[str, Any]]  # ("totals" | "breach" | "status", record)
+
+
+async def wait_for_partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
+    """All partitions of `topics`, once every one of them exists and has a leader.
+
+    Waits as long as it takes (polling at most every 5 s): a worker may start before
+    `liqstream topics` has run, and /readyz reports not ready meanwhile."""
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        delay_s = 0.2
+        while True:
+            missing = sorted(set(topics) - set(await admin.list_topics()))
+            if not missing:
+                described = await admin.describe_topics(topics)
+                missing = sorted(
+                    topic["topic"]
+                    for topic in described
+                    if topic["error_code"] != 0
+                    or not topic["partitions"]
+                    or any(p["error_code"] != 0 or p["leader"] < 0 for p in topic["partitions"])
+                )
+            if not missing:
+                return [
+                    TopicPartition(topic["topic"], partition["partition"])
+                    for topic in described
+                    for partition in topic["partitions"]
+                ]
+            log.info("waiting for topics %s to be created (with leaders)", ", ".join(missing))
+            await asyncio.sleep(delay_s)
+            delay_s = min(2 * delay_s, TOPIC_POLL_MAX_S)
+    finally:
+        await admin.close()
+
 
 class ViewFeeder:
     def __init__(self, settings: Settings, view: GlobalView) -> None:
         self.settings = settings
         self.view = view
         self.topics = Topics.with_prefix(settings.topic_prefix)
-        self.subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
+        self.subscribers: set[asyncio.Queue[Change]] = set()
         self.caught_up = False  # read up to the end offsets seen at start
 
-    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
-        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+    def subscribe(self) -> asyncio.Queue[Change]:
+        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=10_000)
         self.subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
         self.subscribers.discard(queue)
 
     def _notify(self, kind: str, record: dict[str, Any]) -> None:
@@ -47,10 +85,10 @@ class ViewFeeder:
 
     async def run(self, stop: asyncio.Event) -> None:
         topics = self.topics
+        partitions = await wait_for_partitions(
+            self.settings, [topics.totals, topics.breaches, topics.status]
+        )
         consumer = AIOKafkaConsumer(
-            topics.totals,
-            topics.breaches,
-            topics.status,
             **client_options(self.settings),
             group_id=None,
             enable_auto_commit=False,
@@ -58,36 +96,38 @@ class ViewFeeder:
         )
         await consumer.start()
         try:
-            await self._position(consumer)
-            ends = await consumer.end_offsets(list(consumer.assignment()))
+            consumer.assign(partitions)
+            await self._position(consumer, partitions)
+            ends = await consumer.end_offsets(partitions)
             while not stop.is_set():
+                if not self.caught_up:
+                    positions = {tp: await consumer.position(tp) for tp in ends}
+                    self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
                     for record in records:
                         self._apply(tp.topic, record.key, record.value)
-                if not self.caught_up:
-                    positions = {tp: await consumer.position(tp) for tp in ends}
-                    self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
         finally:
             await consumer.stop()
 
-    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+    async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
         """Breaches and status from a day back; totals (compacted) from the beginning."""
-        since = int(time.time() * 1000) - DAY_MS
-        recent = [tp for tp in consumer.assignment() if tp.topic != self.topics.totals]
-        if not recent:
-            return
-        found = await consumer.offsets_for_times({tp: since for tp in recent})
+        since_ms = int(time.time() * 1000) - DAY_MS
+        recent = [tp for tp in partitions if tp.topic != self.topics.totals]
+        found = await consumer.offsets_for_times({tp: since_ms for tp in recent})
         ends = await consumer.end_offsets(recent)
         for tp in recent:
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+        await consumer.seek_to_beginning(
+            *[tp for tp in partitions if tp.topic == self.topics.totals]
+        )
 
     def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         try:
             record = orjson.loads(value) if value is not None else None
         except orjson.JSONDecodeError:
-            log.warning("not JSON on %s, skipped", topic)
+            log.warning("not JSON on %s, skipped: %r", topic, value[:200] if value else value)
             return
         if topic == self.topics.totals:
             if key is None:

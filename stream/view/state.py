@@ -7,7 +7,7 @@ once it has read them, whichever worker owns the aggregation.
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,7 @@ class GlobalView:
     feeds: Mapping[str, tuple[str, bool, str]]  # feed -> (exchange, lower_bound, note)
     max_breaches: int = 1_000
     totals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    breaches: deque[dict[str, Any]] = field(default_factory=deque)
+    breaches: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     coverage: dict[str, FeedCoverage] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,9 +50,10 @@ class GlobalView:
             self.totals[key] = record
 
     def add_breach(self, record: dict[str, Any]) -> None:
-        self.breaches.append(record)
-        while len(self.breaches) > self.max_breaches:
-            self.breaches.popleft()
+        """Kept in time order, the newest `max_breaches`: the same set and order on every
+        worker, whatever order it read the topic's partitions in."""
+        bisect.insort(self.breaches, record, key=_breach_order)
+        del self.breaches[: -self.max_breaches]
 
     def add_status(self, record: dict[str, Any]) -> None:
         name = record.get("feed") or record.get("exchange", "?")
@@ -62,6 +63,8 @@ class GlobalView:
         state = record.get("state")
         if state == "gap":
             coverage.gaps.append({"start": record["gap_start"], "end": record["gap_end"]})
+            cutoff = record.get("ts", record["gap_end"]) - DAY_MS  # bounded between queries
+            coverage.gaps = [gap for gap in coverage.gaps if gap["end"] >= cutoff]
         elif state in ("connected", "disconnected") and state != coverage.state:
             coverage.state = state
             coverage.since = record.get("ts")
@@ -143,6 +146,18 @@ class GlobalView:
 
 
 _ANY = object()  # no filter on this part of the scope
+
+
+def _breach_order(record: dict[str, Any]) -> tuple[Any, ...]:
+    """Time, then enough of the record to order records of the same millisecond alike."""
+    return (
+        record.get("ts", 0),
+        record.get("rule", ""),
+        record.get("exchange") or "",
+        record.get("coin") or "",
+        record.get("state", ""),
+        record.get("event_id") or "",
+    )
 
 
 def _scope_param(value: str | None, *, upper: bool = False) -> Any:

@@ -118,7 +118,7 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
                 await response.write(
                     b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(record))
                 )
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the client went away
             pass
         finally:
             feeder.unsubscribe(queue)

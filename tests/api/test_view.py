@@ -95,9 +95,38 @@ def test_breaches_newest_first_bounded_and_by_rule() -> None:
     for n in range(5):
         v.add_breach({"rule": "a" if n % 2 else "b", "ts": NOW - 10 + n, "state": "breach"})
     v.add_breach({"rule": "a", "ts": NOW - 2 * 86_400_000, "state": "breach"})  # too old
-    assert [r["ts"] for r in v.query_breaches({}, NOW)["breaches"]] == [NOW - 6, NOW - 7]
+    assert [r["ts"] for r in v.query_breaches({}, NOW)["breaches"]] == [NOW - 6, NOW - 7, NOW - 8]
+    assert [r["ts"] for r in v.query_breaches({}, NOW + 86_400_000 - 6)["breaches"]] == [NOW - 6]
     assert [r["rule"] for r in v.query_breaches({"rule": "b", "limit": "1"}, NOW)["breaches"]] == [
         "b"
+    ]
+
+
+def test_breaches_read_in_any_order_give_the_same_answer() -> None:
+    """Partitions of the breaches topic interleave differently on each worker."""
+    records = [
+        {"rule": rule, "ts": NOW - ts, "state": "breach", "exchange": None, "coin": coin}
+        for rule, ts, coin in [
+            ("a", 5, "BTC"),
+            ("b", 5, None),
+            ("a", 5, None),
+            ("c", 1, None),
+            ("b", 9, "ETH"),
+            ("a", 7, "ETH"),
+        ]
+    ]
+    answers = []
+    for order in (records, records[::-1], records[2:] + records[:2]):
+        v = GlobalView(WINDOWS, FEEDS, max_breaches=4)
+        for record in order:
+            v.add_breach(record)
+        answers.append(v.query_breaches({}, NOW)["breaches"])
+    assert answers[0] == answers[1] == answers[2]
+    assert [(r["rule"], r["ts"], r["coin"]) for r in answers[0]] == [
+        ("c", NOW - 1, None),
+        ("b", NOW - 5, None),
+        ("a", NOW - 5, "BTC"),
+        ("a", NOW - 5, None),
     ]
 
 
