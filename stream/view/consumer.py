@@ -14,8 +14,10 @@ import time
 from typing import Any
 
 import orjson
+import stamina
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from stream.config import Settings
 from stream.kafka import Topics, client_options
@@ -84,6 +86,16 @@ class ViewFeeder:
                 self.subscribers.discard(queue)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Feeds the view until `stop`. After a Kafka error it reads the topics again with a
+        new consumer (capped, jittered backoff, for as long as the worker runs: the API has
+        no other source); the view takes records it already holds without change."""
+        async for attempt in stamina.retry_context(
+            on=KafkaError, attempts=None, timeout=None, wait_initial=0.5, wait_max=30.0
+        ):
+            with attempt:
+                await self._feed(stop)
+
+    async def _feed(self, stop: asyncio.Event) -> None:
         topics = self.topics
         partitions = await wait_for_partitions(
             self.settings, [topics.totals, topics.breaches, topics.status]
@@ -114,8 +126,10 @@ class ViewFeeder:
         """Breaches and status from a day back; totals (compacted) from the beginning."""
         since_ms = int(time.time() * 1000) - DAY_MS
         recent = [tp for tp in partitions if tp.topic != self.topics.totals]
-        found = await consumer.offsets_for_times({tp: since_ms for tp in recent})
+        # The ends first: where no record of the last day is found, start at an end taken
+        # before the search, so a record written meanwhile is still read.
         ends = await consumer.end_offsets(recent)
+        found = await consumer.offsets_for_times({tp: since_ms for tp in recent})
         for tp in recent:
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])
@@ -138,8 +152,8 @@ class ViewFeeder:
         elif record is None:
             return
         elif topic == self.topics.breaches:
-            self.view.add_breach(record)
-            self._notify("breach", record)
+            if self.view.add_breach(record):
+                self._notify("breach", record)
         else:
             self.view.add_status(record)
             self._notify("status", record)

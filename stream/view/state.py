@@ -49,11 +49,20 @@ class GlobalView:
         else:
             self.totals[key] = record
 
-    def add_breach(self, record: dict[str, Any]) -> None:
+    def add_breach(self, record: dict[str, Any]) -> bool:
         """Kept in time order, the newest `max_breaches`: the same set and order on every
-        worker, whatever order it read the topic's partitions in."""
-        bisect.insort(self.breaches, record, key=_breach_order)
+        worker, whatever order it read the topic's partitions in. False when already held
+        (the topic read again after a reconnect)."""
+        order = _breach_order(record)
+        at = bisect.bisect_left(self.breaches, order, key=_breach_order)
+        same_order = at
+        while same_order < len(self.breaches) and _breach_order(self.breaches[same_order]) == order:
+            if self.breaches[same_order] == record:
+                return False
+            same_order += 1
+        self.breaches.insert(at, record)
         del self.breaches[: -self.max_breaches]
+        return True
 
     def add_status(self, record: dict[str, Any]) -> None:
         name = record.get("feed") or record.get("exchange", "?")
@@ -62,7 +71,9 @@ class GlobalView:
             coverage = self.coverage[name] = FeedCoverage(record.get("exchange", "?"), name)
         state = record.get("state")
         if state == "gap":
-            coverage.gaps.append({"start": record["gap_start"], "end": record["gap_end"]})
+            gap = {"start": record["gap_start"], "end": record["gap_end"]}
+            if gap not in coverage.gaps:  # the topic read again after a reconnect
+                coverage.gaps.append(gap)
             cutoff = record.get("ts", record["gap_end"]) - DAY_MS  # bounded between queries
             coverage.gaps = [gap for gap in coverage.gaps if gap["end"] >= cutoff]
         elif state in ("connected", "disconnected") and state != coverage.state:
@@ -115,7 +126,8 @@ class GlobalView:
         orders.sort(key=lambda o: (-o["notional_usd"], o["ts"], o["id"]))
         return {"window": window, "largest": orders[:limit]}
 
-    def query_coverage(self, now_ms: int) -> dict[str, Any]:
+    def query_coverage(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
+        _no_other(params, set())
         cutoff = now_ms - DAY_MS
         venues = []
         for name in sorted(self.coverage):
@@ -182,6 +194,5 @@ def _limit(value: str | None, *, default: int, most: int) -> int:
 def _no_other(params: Iterable[str], allowed: set[str]) -> None:
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise BadRequest(
-            f"unknown parameter {unknown[0]!r}; this endpoint takes {', '.join(sorted(allowed))}"
-        )
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise BadRequest(f"unknown parameter {unknown[0]!r}; this endpoint takes {takes}")

@@ -89,7 +89,7 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
     @app.page("/api/coverage")
     async def coverage(web: View, request: Request) -> Response:
         """Per feed: connected or not, gaps in the last 24 hours, sampled (lower bound)."""
-        return web.json(view.query_coverage(now_ms()))
+        return answer(web, lambda: view.query_coverage(request.query, now_ms()))
 
     @app.page("/openapi.json")
     async def openapi(web: View, request: Request) -> Response:

@@ -122,6 +122,9 @@ def test_breaches_read_in_any_order_give_the_same_answer() -> None:
             v.add_breach(record)
         answers.append(v.query_breaches({}, NOW)["breaches"])
     assert answers[0] == answers[1] == answers[2]
+    v = GlobalView(WINDOWS, FEEDS)
+    assert [v.add_breach(r) for r in records + records[:3]] == [True] * 6 + [False] * 3
+    assert v.query_breaches({}, NOW)["breaches"] == answers[0] + [records[4], records[5]][::-1]
     assert [(r["rule"], r["ts"], r["coin"]) for r in answers[0]] == [
         ("c", NOW - 1, None),
         ("b", NOW - 5, None),
@@ -133,16 +136,16 @@ def test_breaches_read_in_any_order_give_the_same_answer() -> None:
 def test_coverage_tracks_state_gaps_and_sampling() -> None:
     v = GlobalView(WINDOWS, FEEDS)
     v.add_status({"exchange": "okx", "feed": "okx", "state": "connected", "ts": NOW - 100})
-    v.add_status(
-        {
-            "exchange": "okx",
-            "feed": "okx",
-            "state": "gap",
-            "ts": NOW - 50,
-            "gap_start": NOW - 90,
-            "gap_end": NOW - 60,
-        }
-    )
+    gap = {
+        "exchange": "okx",
+        "feed": "okx",
+        "state": "gap",
+        "ts": NOW - 50,
+        "gap_start": NOW - 90,
+        "gap_end": NOW - 60,
+    }
+    v.add_status(gap)
+    v.add_status(gap)  # read again after a reconnect
     v.add_status(
         {
             "exchange": "okx",
@@ -154,7 +157,7 @@ def test_coverage_tracks_state_gaps_and_sampling() -> None:
         }
     )
     v.add_status({"exchange": "bitmex", "feed": "bitmex", "state": "disconnected", "ts": NOW})
-    venues = {r["feed"]: r for r in v.query_coverage(NOW)["venues"]}
+    venues = {r["feed"]: r for r in v.query_coverage({}, NOW)["venues"]}
     assert venues["okx"]["state"] == "connected" and venues["okx"]["since"] == NOW - 100
     assert venues["okx"]["gaps_24h"] == [{"start": NOW - 90, "end": NOW - 60}]
     assert venues["okx"]["lower_bound"] is True
@@ -174,6 +177,7 @@ def test_coverage_tracks_state_gaps_and_sampling() -> None:
         ("breaches", {"limit": "ten"}, "not 'ten'"),
         ("largest", {"window": "2h"}, "unknown window '2h'"),
         ("largest", {"limit": "101"}, "from 1 to 100"),
+        ("coverage", {"feed": "okx"}, "unknown parameter 'feed'; this endpoint takes none"),
     ],
 )
 def test_bad_parameters_say_why(view: GlobalView, call: str, params: dict, message: str) -> None:
@@ -182,6 +186,8 @@ def test_bad_parameters_say_why(view: GlobalView, call: str, params: dict, messa
             view.query_totals(params, NOW)
         elif call == "breaches":
             view.query_breaches(params, NOW)
+        elif call == "coverage":
+            view.query_coverage(params, NOW)
         else:
             view.query_largest(params)
     assert message in str(error.value)

@@ -36,10 +36,10 @@ async def feeding(settings: Settings) -> AsyncIterator[ViewFeeder]:
         assert task.cancelled(), task.exception()  # it did not die on its own
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 60) -> None:
+async def until(what: str, condition: Callable[[], bool], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
-        assert time.monotonic() < deadline, "condition never met"
+        assert time.monotonic() < deadline, f"never: {what}"
         await asyncio.sleep(0.05)
 
 
@@ -69,7 +69,7 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
     connected = {"exchange": "okx", "feed": "okx", "state": "connected", "ts": now, "url": "u"}
     async with feeding(kafka_settings) as early:  # before the topics exist
         queue = early.subscribe()
-        await until(lambda: "waiting for topics" in caplog.text)
+        await until("waiting logged", lambda: "waiting for topics" in caplog.text)
         assert not early.caught_up
         await ensure_topics(kafka_settings)
         producer = AIOKafkaProducer(**client_options(kafka_settings))
@@ -91,7 +91,10 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
         finally:
             await producer.stop()
 
-        await until(lambda: early.caught_up and "okx:BTC:24h" not in early.view.totals)
+        await until(
+            "early caught up with the tombstone",
+            lambda: early.caught_up and "okx:BTC:24h" not in early.view.totals,
+        )
         expected = [
             ("totals", market),
             ("totals", okx),
@@ -105,13 +108,13 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
                 changes.append(queue.get_nowait())
             return all(change in changes for change in expected)
 
-        await until(all_told)
+        await until("every change told to the subscriber", all_told)
 
         async with feeding(kafka_settings) as late:  # after: positioned a day back
-            await until(lambda: late.caught_up)
+            await until("late caught up", lambda: late.caught_up)
             assert [r["rule"] for r in late.view.breaches] == ["new"]
             for view in (early.view, late.view):
                 assert view.query_totals({}, now)["totals"] == [market]
                 assert [r["rule"] for r in view.query_breaches({}, now)["breaches"]] == ["new"]
-                coverage = {v["feed"]: v for v in view.query_coverage(now)["venues"]}
+                coverage = {v["feed"]: v for v in view.query_coverage({}, now)["venues"]}
                 assert (coverage["okx"]["state"], coverage["okx"]["since"]) == ("connected", now)
