@@ -134,15 +134,16 @@ class RuleEvaluator:
         )
 
     # -- time ---------------------------------------------------------------------------
-    def advance(self, now_ms: int) -> None:
-        """Let time pass up to `now_ms`, evaluating every boundary where a window changes."""
+    def advance(self, now_ms: int, *, evaluate: bool = True) -> None:
+        """Let time pass up to `now_ms`, evaluating every boundary where a window changes
+        (unless `evaluate` is off: the totals are known to lag, see `after_event`)."""
         if self.clock is None or now_ms <= self.clock:
             self.clock = now_ms if self.clock is None else self.clock
             self.aggregation.advance(self.clock)
             return
         resolution = self.aggregation.resolution_ms
         start, end = self.clock // resolution, now_ms // resolution
-        if end > start and self.stateful:
+        if evaluate and end > start and self.stateful:
             boundaries = {
                 bucket + n
                 for bucket in self.aggregation.buckets
@@ -182,12 +183,22 @@ class RuleEvaluator:
     # -- events -------------------------------------------------------------------------
     def after_event(self, event: dict[str, Any]) -> None:
         """Evaluate the rules that see `event`, once it has been added to the totals."""
+        self._after_event(event, stateful=True)
+
+    def after_event_single(self, event: dict[str, Any]) -> None:
+        """Only the per-event (`single_usd`) rules: for batches delivered again after a crash,
+        while the totals still lag behind the states already published."""
+        self._after_event(event, stateful=False)
+
+    def _after_event(self, event: dict[str, Any], *, stateful: bool) -> None:
         exchange, coin, ts = event["exchange"], event["coin"], event["ts"]
         for rule in self.rules:
             scope_id = scope_of_event(rule, exchange, coin)
             if scope_id is None:
                 continue
             if rule.metric != SINGLE:
+                if not stateful:
+                    continue
                 self._check(rule, scope_id, ts, event)
                 continue
             notional = event["notional_usd"]

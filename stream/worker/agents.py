@@ -30,6 +30,7 @@ from stream.kafka import Topics, client_options
 from stream.rules.evaluator import RuleEvaluator
 from stream.rules.model import RuleSet
 from stream.worker.aggregation import Aggregation
+from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,7 @@ class WorkerAgents:
         self.deadletter_topic = app.topic(
             topics.deadletter, key_serializer="raw", value_serializer="raw"
         )
-        self.table = app.Table(
-            "buckets",
-            default=None,
-            partitions=1,
-            # one partition, and written by timers too (outside stream iteration)
-            use_partitioner=True,
-            schema=faust.Schema(
-                key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
-        )
+        self.table = raw_table(app, "buckets")
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
         self.evaluator = RuleEvaluator(RuleSet.empty(), self.aggregation)
         self.recovered = False
@@ -80,7 +72,7 @@ class WorkerAgents:
         self.breaches = BreachKeeper(app, settings, self.evaluator, topics.breaches, self.registry)
         self.evaluator.set_rules(self.breaches.load_initial_rules())
         self.active = False
-        self.full_evaluation_after: int | None = None  # batch offset, after a recovery
+        self.catch_up_until: int | None = None  # batches before it are delivered again
         self.evaluation = asyncio.Lock()
         self.table.on_recover(self._rebuild)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
@@ -109,13 +101,20 @@ class WorkerAgents:
             buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
         now = now_ms()
         self.aggregation.load(buckets if self.active else {}, now)
-        committed, end = await self._batches_offsets() if self.active else (0, 0)
+        committed, end = (
+            await asyncio.to_thread(asyncio.run, self._batches_offsets()) if self.active else (0, 0)
+        )
+        if self.active and committed == 0:
+            # Nothing committed yet (a crash within the first commit interval). Seen here:
+            # after a changelog recovery Faust then left the batches partition where the
+            # recovery had parked it, and the agent got no records; start it at the beginning.
+            await self.app.consumer.seek(TP(self.topics.batches, 0), 0)
         await self.breaches.recover(self.active, now, committed)
         # Time may have moved rules past their thresholds while no worker ran: look at every
         # rule once the batches already waiting have been applied (the totals lag until then).
-        self.full_evaluation_after = end - 1
+        self.catch_up_until = end
         if self.active and committed >= end:
-            self.full_evaluation_after = None
+            self.catch_up_until = None
             self.evaluator.evaluate_all(now)
             await self.breaches.publish(self.evaluator.drain())
         log.info(
@@ -126,7 +125,9 @@ class WorkerAgents:
 
     async def _batches_offsets(self) -> tuple[int, int]:
         """(committed, end) of the batches topic: this app's group resumes from `committed`,
-        so the batches from there to `end` are (or are delivered again) before new ones."""
+        so the batches from there to `end` are (or are delivered again) before new ones.
+
+        Run on an event loop of its own, like the fence replay (see BreachKeeper._read_past)."""
         consumer = AIOKafkaConsumer(
             **client_options(self.settings), group_id=self.app.conf.id, enable_auto_commit=False
         )
@@ -150,15 +151,18 @@ class WorkerAgents:
             async with self.evaluation:
                 now = now_ms()
                 evaluator = self.evaluator
-                evaluator.advance(now)
+                # Batches delivered again after a crash: the totals lag behind the states
+                # already published, so only per-event rules run until they are applied.
+                catching_up = self.catch_up_until is not None and offset < self.catch_up_until
+                evaluator.advance(now, evaluate=not catching_up)
+                after_each = evaluator.after_event_single if catching_up else evaluator.after_event
                 changed, rejects = self.aggregation.apply_batch(
-                    events, offset, now, evaluator.after_event if evaluator.rules else None
+                    events, offset, now, after_each if evaluator.rules else None
                 )
                 self.events_applied.inc(len(events) - len(rejects))
-                after = self.full_evaluation_after
-                if after is not None and offset >= after:
-                    self.full_evaluation_after = None
-                    evaluator.evaluate_all(now)
+                if self.catch_up_until is not None and offset + 1 >= self.catch_up_until:
+                    self.catch_up_until = None
+                    evaluator.evaluate_all(now)  # what changed while no worker ran
                 # breaches first: a bucket that reached the changelog implies its records did
                 await self.breaches.publish(evaluator.drain(), offset)
                 for bucket, value in changed.items():
@@ -184,8 +188,11 @@ class WorkerAgents:
             return
         async with self.evaluation:
             now = now_ms()
-            self.breaches.reload_if_changed(now)
-            self.evaluator.advance(now)
+            if (
+                self.catch_up_until is None
+            ):  # new rules are evaluated at once: not on lagging totals
+                self.breaches.reload_if_changed(now)
+            self.evaluator.advance(now, evaluate=self.catch_up_until is None)
             await self.breaches.publish(self.evaluator.drain())
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)

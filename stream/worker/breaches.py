@@ -33,6 +33,7 @@ from stream.errors import ConfigError
 from stream.kafka import client_options
 from stream.rules.evaluator import RuleEvaluator, RuleState
 from stream.rules.model import Rule, RuleSet, load_rules
+from stream.worker.app import raw_table
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,7 @@ class BreachKeeper:
         self.last_batch = -1
         self.history_unsaved = False
         self.redelivered_until = -1  # the last batch with records that will be evaluated again
-        self.table = app.Table(
-            "rule_states",
-            default=None,
-            partitions=1,
-            # one partition, and written by timers too (outside stream iteration)
-            use_partitioner=True,
-            schema=faust.Schema(
-                key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-            ),
-        )
+        self.table = raw_table(app, "rule_states")
         self.published = Counter(
             "liqstream_breaches_published",
             "Breach and recovery records published",
@@ -179,9 +171,10 @@ class BreachKeeper:
     async def _read_past(self, start: dict[int, int]) -> list[tuple[int, int, dict[str, Any]]]:
         """(timestamp, batch, record) of the records from `start` to the end.
 
-        Runs on an event loop of its own (in a thread): a consumer that fetched records on
-        the worker's loop during recovery left Faust's agent without messages (seen with
-        faust-streaming 0.11 and aiokafka 0.14)."""
+        Runs on an event loop of its own (in a thread), apart from Faust's: with this
+        consumer on the worker's loop during recovery, the agent got no records after some
+        restarts (faust-streaming 0.11, aiokafka 0.14; possibly the same cause as the seek in
+        WorkerAgents._rebuild_state, not isolated further)."""
         # Subscribed without a group: every partition is assigned, nothing is committed.
         consumer = AIOKafkaConsumer(
             self.topic, **client_options(self.settings), enable_auto_commit=False, group_id=None

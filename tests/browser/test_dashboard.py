@@ -16,10 +16,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from stream.config import Settings, load_settings
+from stream.config import Settings
 from stream.topics import ensure_topics
 from tests.worker.test_breaches_kafka import wait_active
-from tests.worker.test_worker_kafka import WINDOWS, Totals, Worker, produce, recent_events
+from tests.worker.test_worker_kafka import (
+    Totals,
+    Worker,
+    produce,
+    recent_events,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -115,11 +121,7 @@ async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None =
 async def test_dashboard_shows_api_numbers_and_follows_live(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = load_settings(
-        kafka_bootstrap=kafka_settings.kafka_bootstrap,
-        topic_prefix=kafka_settings.topic_prefix,
-        windows=WINDOWS,
-    )
+    settings = worker_settings(kafka_settings)
     await run_page(settings, tmp_path)
 
 

@@ -9,14 +9,18 @@ import time
 from pathlib import Path
 
 import aiohttp
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from stream.config import Settings, load_settings
-from stream.kafka import Topics, client_options
+from stream.config import Settings
 from stream.topics import ensure_topics
-from tests.worker.test_worker_kafka import WINDOWS, Totals, Worker, produce, recent_events
+from tests.worker.test_worker_kafka import (
+    TopicReader,
+    Totals,
+    Worker,
+    produce,
+    recent_events,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -37,37 +41,17 @@ rules:
 """
 
 
-class Breaches:
-    """Every record of the breaches topic, read by one long-lived consumer."""
+class Breaches(TopicReader):
+    """Every record of the breaches topic."""
+
+    topic_of = staticmethod(lambda topics: topics.breaches)
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.records: list[dict] = []
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Breaches:
-        consumer = AIOKafkaConsumer(
-            Topics.with_prefix(self.settings.topic_prefix).breaches,
-            **client_options(self.settings),
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        self._task = asyncio.create_task(self._read(consumer))
-        return self
-
-    async def _read(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=100)
-                for records in batch.values():
-                    self.records.extend(orjson.loads(r.value) for r in records)
-        finally:
-            await consumer.stop()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+    def handle(self, key: bytes | None, value: dict) -> None:
+        self.records.append(value)
 
     def of(self, rule: str) -> list[dict]:
         return [r for r in self.records if r["rule"] == rule]
@@ -100,11 +84,7 @@ async def wait_active(worker: Worker, timeout_s: float = 120) -> None:
 async def test_breaches_exactly_once_through_crashes_and_downtime(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = load_settings(
-        kafka_bootstrap=kafka_settings.kafka_bootstrap,
-        topic_prefix=kafka_settings.topic_prefix,
-        windows=WINDOWS,
-    )
+    settings = worker_settings(kafka_settings)
     await ensure_topics(settings)
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(RULES)

@@ -12,7 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import aiohttp
 import orjson
@@ -83,17 +85,21 @@ async def produce(settings: Settings, events: list[LiquidationEvent]) -> None:
         await producer.stop()
 
 
-class Totals:
-    """The latest record per key of the totals topic, kept current by one long-lived reader."""
+class TopicReader:
+    """Every record of one output topic, read from the beginning by a long-lived consumer."""
+
+    topic_of: Callable[[Topics], str]
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.latest: dict[str, dict] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Totals:
+    def handle(self, key: bytes | None, value: dict) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
         consumer = AIOKafkaConsumer(
-            Topics.with_prefix(self.settings.topic_prefix).totals,
+            type(self).topic_of(Topics.with_prefix(self.settings.topic_prefix)),
             **client_options(self.settings),
             auto_offset_reset="earliest",
         )
@@ -104,10 +110,10 @@ class Totals:
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=200)
+                batch = await consumer.getmany(timeout_ms=100)
                 for records in batch.values():
                     for record in records:
-                        self.latest[record.key.decode()] = orjson.loads(record.value)
+                        self.handle(record.key, orjson.loads(record.value))
         finally:
             await consumer.stop()
 
@@ -115,6 +121,20 @@ class Totals:
         assert self._task is not None
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+
+
+class Totals(TopicReader):
+    """The latest record per key of the totals topic."""
+
+    topic_of = staticmethod(lambda topics: topics.totals)
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.latest: dict[str, dict] = {}
+
+    def handle(self, key: bytes | None, value: dict) -> None:
+        assert key is not None
+        self.latest[key.decode()] = value
 
     def count(self) -> int | None:
         return self.latest.get("*:*:24h", {}).get("count")
@@ -177,17 +197,22 @@ async def check_http(worker: Worker, latest: dict[str, dict]) -> None:
             assert "liqstream_worker_active 1.0" in await response.text()
 
 
+def worker_settings(kafka_settings: Settings) -> Settings:
+    """The test's broker and topic prefix, with the windows the worker processes get."""
+    return load_settings(
+        kafka_bootstrap=kafka_settings.kafka_bootstrap,
+        topic_prefix=kafka_settings.topic_prefix,
+        windows=WINDOWS,
+    )
+
+
 def recent_events(count: int, seed: int) -> list[LiquidationEvent]:
     now = int(time.time() * 1000)
     return list(synthetic_events(count, start_ms=now - 600_000, span_ms=590_000, seed=seed))
 
 
 async def test_restart_kill_9_and_duplicates(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = load_settings(
-        kafka_bootstrap=kafka_settings.kafka_bootstrap,
-        topic_prefix=kafka_settings.topic_prefix,
-        windows=WINDOWS,
-    )
+    settings = worker_settings(kafka_settings)
     await ensure_topics(settings)
     first = recent_events(2_000, seed=1)
     await produce(settings, first)
@@ -225,11 +250,7 @@ async def test_restart_kill_9_and_duplicates(kafka_settings: Settings, tmp_path:
     "mid-stream; under investigation (closing note of session 1)",
 )
 async def test_workers_joining_and_leaving(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = load_settings(
-        kafka_bootstrap=kafka_settings.kafka_bootstrap,
-        topic_prefix=kafka_settings.topic_prefix,
-        windows=WINDOWS,
-    )
+    settings = worker_settings(kafka_settings)
     await ensure_topics(settings)
     events = recent_events(12_000, seed=7)
     one = Worker(settings, tmp_path, "one").start()
