@@ -105,9 +105,9 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
                 "X-Accel-Buffering": "no",
             }
         )
-        await response.prepare(request)  # type: ignore[arg-type]  # aiohttp underneath
-        queue = feeder.subscribe()
+        queue = feeder.subscribe()  # before the headers: what follows them is not missed
         try:
+            await response.prepare(request)  # type: ignore[arg-type]  # aiohttp underneath
             await response.write(b": connected\n\n")
             while True:
                 try:
