@@ -50,6 +50,11 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_host=settings.web_host,
+        # Faust's own pages would expose table contents and internals on the API port.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         table_standby_replicas=1,
         stream_wait_empty=False,
     )
