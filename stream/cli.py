@@ -294,19 +294,27 @@ def rules_check(path: Path) -> None:
 
 @main.command()
 @click.option("--port", type=int, default=9092, show_default=True, help="Local broker port.")
-@click.option("--live", is_flag=True, help="Connect to the real exchanges instead of fakes.")
-@click.option("--interval", type=float, default=0.5, show_default=True, help="Fake frame interval.")
-def dev(port: int, live: bool, interval: float) -> None:
-    """Everything on one machine: local Kafka, fake exchanges (or --live), collectors, worker."""
+@click.option("--live", is_flag=True, help="Connect to the real exchanges instead of the demo.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0.1, max=100.0),
+    default=1.0,
+    show_default=True,
+    help="Demo replay speed (2 plays the cascade in half the time).",
+)
+def dev(port: int, live: bool, speed: float) -> None:
+    """Everything on one machine: local Kafka, fake exchanges replaying the bundled demo
+    session (or --live), collectors, worker and dashboard. Ctrl-C stops everything."""
+    from stream.devrun import with_demo_rules
     from stream.localkafka import LocalKafka
 
-    settings = _settings()
+    settings = with_demo_rules(_settings(), live)
     _setup_logging(settings.log_level)
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     try:
         bootstrap = broker.start()
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
-        asyncio.run(_dev(settings, live, interval))
+        asyncio.run(_dev(settings, live, speed))
     except LiqstreamError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -314,7 +322,7 @@ def dev(port: int, live: bool, interval: float) -> None:
         click.echo("stopped")
 
 
-async def _dev(settings: Settings, live: bool, interval: float) -> None:
+async def _dev(settings: Settings, live: bool, speed: float) -> None:
     from stream.collectors.registry import resolve_feeds
     from stream.devrun import run_pipeline
 
@@ -325,8 +333,11 @@ async def _dev(settings: Settings, live: bool, interval: float) -> None:
     await _create_topics(settings)
     click.echo(f"Kafka listening on {settings.kafka_bootstrap}")
     click.echo(f"dashboard on http://{settings.web_host}:{settings.web_port}/")
+    source = "the real exchanges" if live else "the bundled demo session, a liquidation cascade"
+    click.echo(f"data: {source}")
+    click.echo(f"rules: {settings.rules_file or 'none (LIQSTREAM_RULES_FILE)'}")
     click.echo("liqstream dev is running; Ctrl-C stops everything.")
-    await run_pipeline(settings, resolve_feeds(()), stop, live=live, frame_interval_s=interval)
+    await run_pipeline(settings, resolve_feeds(()), stop, live=live, speed=speed)
 
 
 if __name__ == "__main__":

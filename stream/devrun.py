@@ -1,26 +1,41 @@
 """`liqstream dev`: the whole pipeline on one machine, fed by local fake exchanges.
 
 Local broker -> topics -> one fake exchange per feed (each speaking its venue's protocol and
-replaying the demo session's cascade, stream.demo) -> collectors -> Kafka -> worker (with the
-demo's rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect to the
-real venues instead.
+replaying the demo session, `stream.demo`) -> collectors -> Kafka -> worker (with the demo's
+rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect to the real
+venues instead, and no demo rules are added.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
 from stream.collectors.service import CollectorService
 from stream.collectors.venue import Feed
 from stream.config import Settings
-from stream.demo import RULES, demo_frames
+from stream.demo import RULES
+from stream.demo.replay import ReplayClock, replay_frames
+from stream.errors import LiqstreamError
 from stream.fake_exchange import FakeExchange
 
 log = logging.getLogger(__name__)
+
+WORKER_STOP_TIMEOUT_S = 30.0
+_PR_SET_PDEATHSIG = 1
+
+
+def with_demo_rules(settings: Settings, live: bool) -> Settings:
+    """The demo's rules file, unless the user has one or the data is live."""
+    if settings.rules_file is not None or live:
+        return settings
+    return settings.model_copy(update={"rules_file": RULES})
 
 
 async def run_pipeline(
@@ -29,34 +44,70 @@ async def run_pipeline(
     stop: asyncio.Event,
     *,
     live: bool = False,
-    frame_interval_s: float = 0.5,
+    speed: float = 1.0,
 ) -> None:
-    """Run fakes (unless live) and collectors until `stop` is set, then stop them cleanly."""
+    """Run fakes (unless live), collectors and a worker until `stop` is set, then stop them
+    all: worker first, then collectors (flushing what they hold), then fakes. Raises
+    LiqstreamError if the worker or the collectors end by themselves."""
     fakes: list[FakeExchange] = []
     urls: dict[str, str] = {}
     if not live:
+        clock = ReplayClock.starting_now(speed)  # one origin: every venue tells the same story
         for feed in feeds:
-            fake = FakeExchange(feed, demo_frames(feed), interval_s=frame_interval_s)
+            fake = FakeExchange(feed, replay_frames(feed, clock), interval_s=0)
             urls[feed.name] = await fake.start()
             fakes.append(fake)
     service = CollectorService(settings, feeds, urls=urls, refresh_instruments=live)
     collectors = asyncio.create_task(service.run(), name="collectors")
-    # The Faust worker owns its event loop and signals, so it runs as a child process.
-    if settings.rules_file is None and not live:  # the demo's rules, unless the user has some
-        settings = settings.model_copy(update={"rules_file": RULES})
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "stream", "worker", env={**os.environ, **settings_env(settings)}
-    )
+    worker = await _start_worker(settings)
+    worker_exit = asyncio.create_task(worker.wait(), name="worker")
+    stopped = asyncio.create_task(stop.wait(), name="stop")
     try:
-        await stop.wait()
+        await asyncio.wait({stopped, worker_exit, collectors}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        if worker.returncode is None:
-            worker.terminate()
-        await worker.wait()
+        stopped.cancel()
+        await _stop_worker(worker)
         service.stop.set()
-        await collectors
+        await asyncio.gather(collectors, return_exceptions=True)
         for fake in fakes:
             await fake.stop()
+    if not stop.is_set():
+        if collectors.done() and collectors.exception() is not None:
+            raise LiqstreamError(f"the collectors failed: {collectors.exception()!r}")
+        raise LiqstreamError(f"the worker exited with code {worker.returncode}; see its log above")
+
+
+async def _start_worker(settings: Settings) -> asyncio.subprocess.Process:
+    """The Faust worker owns its event loop and signals, so it runs as a child process: in a
+    session of its own, so that Ctrl-C reaches only us and we stop it in order (before the
+    broker), and dying with us if we are killed."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "stream",
+        "worker",
+        env={**os.environ, **settings_env(settings)},
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+async def _stop_worker(worker: asyncio.subprocess.Process) -> None:
+    if worker.returncode is None:
+        worker.terminate()
+    try:
+        await asyncio.wait_for(worker.wait(), WORKER_STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("worker did not stop within %.0fs; killing it", WORKER_STOP_TIMEOUT_S)
+        worker.kill()
+        await worker.wait()
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when its parent dies (as the local broker)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

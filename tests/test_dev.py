@@ -1,8 +1,8 @@
-"""The demo session and `liqstream dev`, as a user runs it on a fresh clone."""
+"""`liqstream dev` as a user runs it: one command, a dashboard with live totals and breaches
+within a minute, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -11,60 +11,57 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stream.collectors.instruments import InstrumentBook
-from stream.collectors.registry import FEEDS
 from stream.config import load_settings
-from stream.demo import RULES, demo_frames
+from stream.demo import RULES
 from stream.localkafka import free_port
 from stream.rules.model import load_rules
-from tests.test_cli import processes_mentioning
 
-NOW_MS = int(time.time() * 1000)
-
-
-@pytest.mark.parametrize("name", sorted(FEEDS))
-def test_demo_frames_parse_in_every_venue_format(name: str) -> None:
-    feed = FEEDS[name]
-    book = InstrumentBook(feed, url="")
-    events = []
-    for frame in itertools.islice(demo_frames(feed, started=time.monotonic()), 200):
-        parsed = feed.parse(frame, book, NOW_MS)
-        assert parsed.rejects == [], parsed.rejects
-        events.extend(parsed.events)
-    assert len(events) >= 200
-    longs = sum(e.notional_usd for e in events if e.side == "long")
-    assert longs > 0.7 * sum(e.notional_usd for e in events)  # a long squeeze
-    calm = list(itertools.islice(demo_frames(feed, started=time.monotonic() - 3600), 200))
-    sides = [e.side for f in calm for e in feed.parse(f, book, NOW_MS).events]
-    assert 0.3 < sides.count("long") / len(sides) < 0.7  # then two-sided
+FIRST_MINUTE_S = 60.0
 
 
-def test_demo_is_deterministic_and_its_rules_are_valid() -> None:
-    feed = FEEDS["bybit-linear"]
-    book = InstrumentBook(feed, url="")
-    runs = [
-        [
-            (e.symbol, e.side, round(e.notional_usd, 6))
-            for f in itertools.islice(demo_frames(feed, started=time.monotonic()), 50)
-            for e in feed.parse(f, book, NOW_MS).events
-        ]
-        for _ in range(2)
-    ]
-    assert runs[0] == runs[1]
-    settings = load_settings()
-    assert len(load_rules(RULES, settings.windows_ms, settings.resolution_ms).rules) == 4
-
-
-def get(url: str) -> dict:
+def get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
 
 
+def process_start(pid: int) -> str | None:
+    """The start time of `pid` (so a reused pid is not taken for ours), None once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def descendants(root: int) -> set[tuple[int, str]]:
+    """Every live process under `root`, with its start time."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            start = process_start(child)
+            if start is not None:
+                found.add((child, start))
+                todo.append(child)
+    return found
+
+
 @pytest.mark.kafka
-def test_dev_shows_totals_and_a_breach_within_a_minute_and_stops_clean(tmp_path: Path) -> None:
+def test_dev_shows_totals_and_breaches_within_a_minute_and_ctrl_c_stops_all(
+    tmp_path: Path,
+) -> None:
     web_port = free_port()
     env = {
         **os.environ,
@@ -74,8 +71,8 @@ def test_dev_shows_totals_and_a_breach_within_a_minute_and_stops_clean(tmp_path:
         "LIQSTREAM_TOPIC_PREFIX": "",
         "LIQSTREAM_LOG_LEVEL": "WARNING",
     }
-    env.pop("LIQSTREAM_RULES_FILE", None)
-    env.pop("LIQSTREAM_KAFKA_BOOTSTRAP", None)
+    for name in ("LIQSTREAM_RULES_FILE", "LIQSTREAM_KAFKA_BOOTSTRAP", "LIQSTREAM_WEB_HOST"):
+        env.pop(name, None)
     log = (tmp_path / "dev.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "stream", "dev", "--port", str(free_port())],
@@ -83,34 +80,55 @@ def test_dev_shows_totals_and_a_breach_within_a_minute_and_stops_clean(tmp_path:
         stderr=log,
         text=True,
         env=env,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
     )
+    ours: set[tuple[int, str]] = set()
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(3)]
-        assert any(f"dashboard on http://127.0.0.1:{web_port}/" in line for line in lines), lines
-        started = time.monotonic()
+        lines = []
+        while not lines or "Ctrl-C" not in lines[-1]:
+            line = process.stdout.readline()
+            assert line, f"liqstream dev exited early: {lines}; see {log.name}"
+            lines.append(line)
+        assert f"dashboard on http://127.0.0.1:{web_port}/\n" in lines, lines
+        assert f"rules: {RULES}\n" in lines, lines
         base = f"http://127.0.0.1:{web_port}"
-        totals: list = []
+        started = time.monotonic()
+        market: list = []
+        exchanges: set[str] = set()
         breaches: list = []
-        while time.monotonic() - started < 60 and not (totals and breaches):
+        while time.monotonic() - started < FIRST_MINUTE_S:
+            ours |= descendants(process.pid)
             time.sleep(1)
             try:
-                totals = get(f"{base}/api/totals?window=24h&exchange=all&coin=all")["totals"]
+                market = get(f"{base}/api/totals?window=24h&exchange=all&coin=all")["totals"]
+                per_exchange = get(f"{base}/api/totals?window=24h&coin=all")["totals"]
                 breaches = get(f"{base}/api/breaches")["breaches"]
             except OSError:
                 continue
-        assert totals and totals[0]["count"] > 0, "no live totals within a minute"
-        assert breaches, "no breach within a minute"
-        assert urllib.request.urlopen(f"{base}/", timeout=5).status == 200
+            exchanges = {t["exchange"] for t in per_exchange if t["exchange"] and t["count"]}
+            if market and breaches and len(exchanges) >= 5:
+                break
+        assert market and market[0]["count"] > 0 and market[0]["total_usd"] > 0, market
+        assert len(exchanges) >= 5, exchanges  # the cascade is on every venue
+        settings = load_settings()
+        rules = load_rules(RULES, settings.windows_ms, settings.resolution_ms)
+        names = {rule.name for rule in rules.rules}
+        assert breaches, "no breach within the first minute"
+        assert {b["rule"] for b in breaches} <= names
+        with urllib.request.urlopen(f"{base}/", timeout=5) as response:
+            assert response.status == 200  # the dashboard
+        ours |= descendants(process.pid)
+        assert len(ours) >= 2, ours  # at least the broker and the worker
     finally:
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
         try:
             process.wait(90)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
-    assert process.returncode == 0
+    assert process.returncode == 0, f"see {log.name}"
     deadline = time.monotonic() + 10
-    while processes_mentioning(str(tmp_path / "dev")) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(process_start(p) == s for p, s in ours):
         time.sleep(0.2)
-    assert processes_mentioning(str(tmp_path / "dev")) == []
+    assert [pid for pid, start in ours if process_start(pid) == start] == []
