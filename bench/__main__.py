@@ -309,7 +309,11 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        runs = () if only == "breach-latency" else (("small", count), ("large", big_count))
+        runs: tuple[tuple[str, int], ...] = (("small", count), ("large", big_count))
+        if only == "breach-latency":
+            runs = ()
+        elif only == "throughput":
+            runs = (("large", big_count),)
         for label, n in runs:
             prefix = f"bench{int(time.time())}{label}."
             settings = load_settings(
@@ -321,7 +325,7 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
             run: dict = {}
             run["raw_aiokafka"] = await raw_consumer_sums(settings, topic, n)
             print(label, "raw aiokafka", run["raw_aiokafka"], flush=True)
-            if label == "small":
+            if label == "small" and only is None:
                 run["naive_faust"] = await asyncio.to_thread(
                     naive_faust_hopping, settings, topic, n, workdir
                 )
@@ -338,10 +342,11 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
                 settings, workdir / "latency", rate_per_s=2_000, seconds=15
             )
             print("latency", results["latency"], flush=True)
-        results["breach_latency"] = await measure_breach_latency(
-            settings, workdir / "breach", rate_per_s=2_000, seconds=20
-        )
-        print("breach latency", results["breach_latency"], flush=True)
+        if only in (None, "breach-latency"):
+            results["breach_latency"] = await measure_breach_latency(
+                settings, workdir / "breach", rate_per_s=2_000, seconds=20
+            )
+            print("breach latency", results["breach_latency"], flush=True)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
@@ -358,7 +363,10 @@ if __name__ == "__main__":
     parser.add_argument("--large-events", type=int, default=400_000)
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
-        "--only", choices=["breach-latency"], default=None, help="run one measurement only"
+        "--only",
+        choices=["breach-latency", "throughput"],
+        default=None,
+        help="run one measurement only",
     )
     arguments = parser.parse_args()
     asyncio.run(main(arguments.events, arguments.large_events, arguments.output, arguments.only))

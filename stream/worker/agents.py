@@ -14,6 +14,7 @@ Crash safety without Faust's windowed tables or exactly-once mode (faust-streami
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -117,6 +118,7 @@ class WorkerAgents:
             self.catch_up_until = None
             self.evaluator.evaluate_all(now)
             await self.breaches.publish(self.evaluator.drain())
+        gc.freeze()  # the rebuilt state is long-lived: keep the collector off it (service.py)
         log.info(
             "aggregation %s with %d buckets",
             "active" if self.active else "standby",

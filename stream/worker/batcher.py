@@ -21,6 +21,7 @@ Exactness:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -176,6 +177,7 @@ class Batcher(ConsumerRebalanceListener):
                         remaining.discard(tp)
         finally:
             await reader.stop()
+        gc.freeze()  # the ids live for a day: keep the collector from walking them (service.py)
         log.info("batcher remembers %d forwarded event ids", len(self.seen))
 
     async def run(self, stop: asyncio.Event) -> None:

