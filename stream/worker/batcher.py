@@ -52,11 +52,13 @@ class SeenIds:
 
     def add(self, event_id: str, ts_ms: int) -> bool:
         """True if `event_id` was not seen before (and remember it)."""
-        ids = self._by_bucket.setdefault(ts_ms // self.resolution_ms, set())
-        if event_id in ids:
-            return False
-        ids.add(event_id)
-        return True
+        bucket = ts_ms // self.resolution_ms
+        ids = self._by_bucket.get(bucket)
+        if ids is None:
+            ids = self._by_bucket[bucket] = set()
+        size = len(ids)
+        ids.add(event_id)  # one hash lookup: the set grew only if the id was new
+        return len(ids) > size
 
     def expire(self, now_ms: int) -> None:
         oldest = (now_ms - self.horizon_ms) // self.resolution_ms

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+
 from functools import lru_cache
 from typing import Any
 
@@ -35,8 +36,11 @@ def bigger(a: Largest, b: Largest) -> bool:
 
 
 @lru_cache(maxsize=65_536)
+@lru_cache(maxsize=None)
 def scopes_of(exchange: str, coin: str) -> tuple[str, str, str, str]:
-    """The four scopes an event counts in: all, coin, exchange, exchange and coin."""
+    """The four scopes an event counts in: all, coin, exchange, exchange and coin.
+
+    Cached: called per event, with a few hundred distinct pairs at most."""
     return ("*|*", f"*|{coin}", f"{exchange}|*", f"{exchange}|{coin}")
 
 
