@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
@@ -36,7 +35,7 @@ def bigger(a: Largest, b: Largest) -> bool:
 
 
 @lru_cache(maxsize=65_536)
-@lru_cache(maxsize=None)
+@cache
 def scopes_of(exchange: str, coin: str) -> tuple[str, str, str, str]:
     """The four scopes an event counts in: all, coin, exchange, exchange and coin.
 
