@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.errors import Rejected
-from stream.schema import FIELDS, event_from_dict, event_from_json, event_id, make_event
+from stream.schema import (
+    FIELDS,
+    decode_canonical,
+    event_from_dict,
+    event_from_json,
+    event_id,
+    make_event,
+)
 from stream.symbols import canonical_coin
 
 VALID = {
@@ -138,25 +149,70 @@ def test_canonical_coin(base: str, expected: tuple[str, int]) -> None:
     assert canonical_coin(base) == expected
 
 
-def test_is_canonical_agrees_with_validation() -> None:
-    from stream.schema import is_canonical
-
+def test_decode_canonical_takes_only_canonical_events() -> None:
     canonical = make_event(**VALID).to_dict()
-    assert is_canonical(canonical)
+    assert decode_canonical(orjson.dumps(canonical)) is not None
     for field, value in [
         ("price", "104130.5"),  # valid, but not canonical
         ("price", math.nan),
         ("price", -1.0),
+        ("price", 0),
+        ("price", True),
         ("quantity", math.inf),
         ("ts", 1762290000.5),
+        ("ts", 1762290000000.0),
+        ("ts", 12),
         ("side", "buy"),
         ("coin", "btc"),
         ("id", ""),
+        ("id", 7),
         ("exchange", "nasdaq"),
+        ("symbol", None),
     ]:
-        assert not is_canonical({**canonical, field: value}), field
-    assert not is_canonical({k: v for k, v in canonical.items() if k != "side"})
-    assert not is_canonical({**canonical, "extra": 1})
+        raw = json.dumps({**canonical, field: value}).encode()  # NaN, Infinity as Python writes
+        assert decode_canonical(raw) is None, field
+    assert decode_canonical(json.dumps(canonical).replace("104130.5", "1e999").encode()) is None
+    assert (
+        decode_canonical(orjson.dumps({k: v for k, v in canonical.items() if k != "side"})) is None
+    )
+    assert decode_canonical(orjson.dumps({**canonical, "extra": 1})) is None
+    assert decode_canonical(b"[1, 2]") is None
+    assert decode_canonical(b'{"id": ') is None
+
+
+_ANY_JSON = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+
+
+@given(
+    changes=st.dictionaries(
+        st.sampled_from([*FIELDS, "extra"]),
+        st.one_of(_ANY_JSON, st.sampled_from(["btc", "BTC", "long", "short", "inverse", "okx"])),
+        max_size=3,
+    ),
+    drop=st.sets(st.sampled_from(FIELDS), max_size=1),
+)
+def test_what_decode_canonical_takes_validates_to_itself(
+    changes: dict[str, Any], drop: set[str]
+) -> None:
+    """The first stage passes the bytes of a canonical event on unchanged: so whatever the fast
+    check takes must be valid, and its normal form must be exactly what was sent."""
+    data = {k: v for k, v in {**make_event(**VALID).to_dict(), **changes}.items() if k not in drop}
+    raw = json.dumps(data).encode()
+    fast = decode_canonical(raw)
+    if fast is None:
+        return
+    event = event_from_json(raw)
+    as_read = {
+        k: float(v) if k in ("price", "quantity", "notional_usd") else v for k, v in data.items()
+    }
+    assert event.to_dict() == as_read  # JSON integers are read as floats, as by every consumer
+    assert (fast.exchange, fast.id, fast.ts) == (event.exchange, event.id, event.ts)
 
 
 def test_faust_record_mirrors_the_schema() -> None:

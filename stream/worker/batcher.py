@@ -35,7 +35,7 @@ from aiokafka.structs import ConsumerRecord
 from stream.config import Settings
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
-from stream.schema import event_from_dict, is_canonical
+from stream.schema import decode_canonical, event_from_json
 
 log = logging.getLogger(__name__)
 
@@ -232,25 +232,26 @@ class Batcher(ConsumerRebalanceListener):
     def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
         """The event's bytes to forward (raw when canonical), or None (duplicate, rejected)."""
         value = record.value or b""
-        try:
-            data = orjson.loads(value)
-            if type(data) is not dict or not is_canonical(data):
-                # Valid but not canonical (numbers as strings, ...): forward the normalized form.
-                event = event_from_dict(data)
-                data = event.to_dict()
-                value = event.to_json()
-        except (orjson.JSONDecodeError, Rejected) as exc:
-            reason = exc.reason if isinstance(exc, Rejected) else "invalid_json"
-            self.rejected += 1
-            log.warning("rejected record from liquidations: %s", reason, extra={"reason": reason})
-            payload = value.decode(errors="replace")
-            dead.append(
-                orjson.dumps(
-                    {"source": "worker", "reason": reason, "payload": payload, "ts": now_ms}
+        event = decode_canonical(value)
+        if event is None:
+            try:  # valid but not canonical (numbers as strings, ...): forward the normal form
+                event = event_from_json(value)
+            except Rejected as exc:
+                self.rejected += 1
+                log.warning(
+                    "rejected record from liquidations: %s",
+                    exc.reason,
+                    extra={"reason": exc.reason},
                 )
-            )
-            return None
-        if not self.seen.add(f"{data['exchange']}:{data['id']}", data["ts"]):  # ids are per venue
+                payload = value.decode(errors="replace")
+                dead.append(
+                    orjson.dumps(
+                        {"source": "worker", "reason": exc.reason, "payload": payload, "ts": now_ms}
+                    )
+                )
+                return None
+            value = event.to_json()
+        if not self.seen.add(f"{event.exchange}:{event.id}", event.ts):  # ids are per venue
             self.duplicates += 1
             return None
         return value
