@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import aiohttp
@@ -35,6 +36,7 @@ from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
 from stream.kafka import Topics, client_options
 from stream.localkafka import LocalKafka, free_port
+from stream.schema import LiquidationEvent
 from stream.topics import ensure_topics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,6 +57,18 @@ async def prefill(settings: Settings, count: int, seed: int) -> None:
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def paced(
+    events: Iterable[LiquidationEvent], rate_per_s: float
+) -> AsyncIterator[tuple[int, LiquidationEvent]]:
+    """`events` numbered, at `rate_per_s` on a fixed schedule (sleeping only when ahead)."""
+    start = time.monotonic()
+    for n, event in enumerate(events):
+        delay = start + n / rate_per_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield n, event
 
 
 def start_worker(
@@ -173,13 +187,8 @@ async def measure_latency(
         sent_at: list[float] = []
         watcher = asyncio.create_task(watch_all_totals(settings, total + 1, timeout_s=300))
         now = int(time.time() * 1000)
-        start = time.monotonic()
-        for n, event in enumerate(
-            synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=5)
-        ):
-            delay = start + n / rate_per_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        events = synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=5)
+        async for _, event in paced(events, rate_per_s):
             sent_at.append(time.time())
             await producer.send(
                 topic, event.to_json(), key=f"{event.exchange}:{event.symbol}".encode()
@@ -256,13 +265,8 @@ async def measure_breach_latency(
             await asyncio.sleep(0.1)
         total = rate_per_s * seconds
         now = int(time.time() * 1000)
-        start = time.monotonic()
-        for n, event in enumerate(
-            synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=6)
-        ):
-            delay = start + n / rate_per_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        events = synthetic_events(total, start_ms=now, span_ms=seconds * 1000, seed=6)
+        async for n, event in paced(events, rate_per_s):
             if n % every == 0:
                 event = dataclasses.replace(event, notional_usd=BREACH_MARKER_USD)
                 sent_at[event.id] = time.time()

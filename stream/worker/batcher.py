@@ -43,21 +43,27 @@ FUTURE_MARGIN_MS = 5 * 60_000
 
 
 class SeenIds:
-    """Ids of forwarded events, grouped by time bucket so that memory follows the window."""
+    """Ids of forwarded events, grouped by time bucket so that memory follows the window.
+
+    Each id is kept as the 64-bit hash of (exchange, id): about 60 bytes a day-long entry
+    instead of 110 for the string. The process rebuilds the set itself on every assignment,
+    so Python's per-process hash seed does no harm. Two ids of one minute colliding (one of the
+    events would be dropped) has odds of n^2 / 2^65 for n ids: 3 in 10^12 at 10,000 a minute.
+    """
 
     def __init__(self, resolution_ms: int, horizon_ms: int) -> None:
         self.resolution_ms = resolution_ms
         self.horizon_ms = horizon_ms
-        self._by_bucket: dict[int, set[str]] = {}
+        self._by_bucket: dict[int, set[int]] = {}
 
-    def add(self, event_id: str, ts_ms: int) -> bool:
-        """True if `event_id` was not seen before (and remember it)."""
+    def add(self, exchange: str, event_id: str, ts_ms: int) -> bool:
+        """True if `event_id` (ids are per venue) was not seen before, and remember it."""
         bucket = ts_ms // self.resolution_ms
         ids = self._by_bucket.get(bucket)
         if ids is None:
             ids = self._by_bucket[bucket] = set()
         size = len(ids)
-        ids.add(event_id)  # one hash lookup: the set grew only if the id was new
+        ids.add(hash((exchange, event_id)))  # one lookup: the set grew only if the id was new
         return len(ids) > size
 
     def expire(self, now_ms: int) -> None:
@@ -171,7 +177,7 @@ class Batcher(ConsumerRebalanceListener):
                 for tp, records in batch.items():
                     for record in records:
                         for event in orjson.loads(record.value)["events"]:
-                            self.seen.add(f"{event['exchange']}:{event['id']}", event["ts"])
+                            self.seen.add(event["exchange"], event["id"], event["ts"])
                     if records and records[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
                 for tp in list(remaining):
@@ -251,7 +257,7 @@ class Batcher(ConsumerRebalanceListener):
                 )
                 return None
             value = event.to_json()
-        if not self.seen.add(f"{event.exchange}:{event.id}", event.ts):  # ids are per venue
+        if not self.seen.add(event.exchange, event.id, event.ts):
             self.duplicates += 1
             return None
         return value

@@ -21,12 +21,13 @@ from tests.collectors.kafka_helpers import consume_until
 
 def test_seen_ids_forget_with_the_window() -> None:
     seen = SeenIds(resolution_ms=60_000, horizon_ms=600_000)
-    assert seen.add("a", 1_000_000_000_000)
-    assert not seen.add("a", 1_000_000_000_000)
-    assert seen.add("b", 1_000_000_060_000)
+    assert seen.add("okx", "a", 1_000_000_000_000)
+    assert seen.add("bybit", "a", 1_000_000_000_000)  # ids are per venue
+    assert not seen.add("okx", "a", 1_000_000_000_000)
+    assert seen.add("okx", "b", 1_000_000_060_000)
     seen.expire(1_000_000_000_000 + 600_000 + 60_000)
     assert len(seen) == 1  # "a"'s bucket left the horizon, "b"'s did not
-    assert seen.add("a", 1_000_000_000_000)
+    assert seen.add("okx", "a", 1_000_000_000_000)
 
 
 def test_batch_value_passes_raw_events_through() -> None:
