@@ -14,7 +14,6 @@ Crash safety without Faust's windowed tables or exactly-once mode (faust-streami
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import time
@@ -33,6 +32,7 @@ from stream.rules.model import RuleSet
 from stream.worker.aggregation import Aggregation
 from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
+from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class WorkerAgents:
             self.catch_up_until = None
             self.evaluator.evaluate_all(now)
             await self.breaches.publish(self.evaluator.drain())
-        gc.freeze()  # the rebuilt state is long-lived: keep the collector off it (service.py)
+        freeze_long_lived()  # the rebuilt state is long-lived: keep the collector off it
         log.info(
             "aggregation %s with %d buckets",
             "active" if self.active else "standby",

@@ -21,7 +21,6 @@ Exactness:
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from stream.config import Settings
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
 from stream.schema import decode_canonical, event_from_json
+from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class Batcher(ConsumerRebalanceListener):
                         remaining.discard(tp)
         finally:
             await reader.stop()
-        gc.freeze()  # the ids live for a day: keep the collector from walking them (service.py)
+        freeze_long_lived()  # the ids live for a day: keep the collector from walking them
         log.info("batcher remembers %d forwarded event ids", len(self.seen))
 
     async def run(self, stop: asyncio.Event) -> None:
