@@ -244,11 +244,11 @@ async def test_restart_kill_9_and_duplicates(kafka_settings: Settings, tmp_path:
         worker.stop(signal.SIGKILL)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="seen once in five CI runs: the 24h count stopped ~2% short after a worker left "
-    "mid-stream; under investigation (closing note of session 1)",
-)
+# Seen once in five CI runs before the batcher stopped forwarding records of revoked
+# partitions and survived a refused commit (5d9ef13): the count stopped 2 % short, a stranded
+# partition. 32 runs since, 8 of them with a CPU hog alongside, all passed. One retry keeps a
+# rare rebalance hiccup of the machine from failing CI; a real regression fails both runs.
+@pytest.mark.flaky(reruns=1)
 async def test_workers_joining_and_leaving(kafka_settings: Settings, tmp_path: Path) -> None:
     settings = worker_settings(kafka_settings)
     await ensure_topics(settings)
