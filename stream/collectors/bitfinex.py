@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, reject
+from stream.collectors.parsing import load_frame, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -129,18 +129,15 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if rows is None:
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for row in rows:
-        try:
-            if not isinstance(row, list) or len(row) < _ROW_LENGTH or row[0] != "pos":
-                raise ValueError("not a position row")
-            if row[8] != _TRIGGER:
-                continue  # an execution of a position already counted by its trigger row
-            parsed.events.append(_event(row, instruments, received_ts))
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(row)}"))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-            reject(parsed, "malformed_item", row)
-    return parsed
+
+    def liquidation(row: Any) -> LiquidationEvent | None:
+        if not isinstance(row, list) or len(row) < _ROW_LENGTH or row[0] != "pos":
+            raise ValueError("not a position row")
+        if row[8] != _TRIGGER:
+            return None  # an execution of a position already counted by its trigger row
+        return _event(row, instruments, received_ts)
+
+    return parse_items(parsed, rows, liquidation)
 
 
 def render(

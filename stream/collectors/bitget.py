@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, reject
+from stream.collectors.parsing import load_frame, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -137,14 +137,9 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     ):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for item in data:
-        try:
-            parsed.events.append(_event(item, arg["instType"], instruments, received_ts))
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            reject(parsed, "malformed_item", item)
-    return parsed
+    return parse_items(
+        parsed, data, lambda item: _event(item, arg["instType"], instruments, received_ts)
+    )
 
 
 def render(

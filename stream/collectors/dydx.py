@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, reject
+from stream.collectors.parsing import load_frame, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -150,16 +150,13 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if trades is None:
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for trade in trades:
-        try:
-            if trade.get("type") != "LIQUIDATED":
-                continue  # ordinary fills and deleveraging
-            parsed.events.append(_event(trade, instrument, received_ts))
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(trade)}"))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            reject(parsed, "malformed_item", trade)
-    return parsed
+
+    def liquidation(trade: Any) -> LiquidationEvent | None:
+        if trade.get("type") != "LIQUIDATED":
+            return None  # ordinary fills and deleveraging
+        return _event(trade, instrument, received_ts)
+
+    return parse_items(parsed, trades, liquidation)
 
 
 def render(

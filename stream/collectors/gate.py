@@ -21,9 +21,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, lookup, reject
+from stream.collectors.parsing import load_frame, lookup, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -131,17 +130,9 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         return parsed  # subscribe acks, futures.pong
     result = frame.get("result")
     items: list[Any] = result if isinstance(result, list) else [result]
-    for item in items:
-        try:
-            event = _event(item, frame, instruments, received_ts, parsed)
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            reject(parsed, "malformed_item", item)
-        else:
-            if event is not None:
-                parsed.events.append(event)
-    return parsed
+    return parse_items(
+        parsed, items, lambda item: _event(item, frame, instruments, received_ts, parsed)
+    )
 
 
 def render(

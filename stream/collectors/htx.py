@@ -22,9 +22,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, lookup, reject
+from stream.collectors.parsing import load_frame, lookup, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -197,17 +196,9 @@ def _parse(
     if not str(frame.get("topic")).endswith(".liquidation_orders") or not isinstance(data, list):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for item in data:
-        try:
-            event = item_parser(item, instruments, received_ts, parsed)
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            reject(parsed, "malformed_item", item)
-        else:
-            if event is not None:
-                parsed.events.append(event)
-    return parsed
+    return parse_items(
+        parsed, data, lambda item: item_parser(item, instruments, received_ts, parsed)
+    )
 
 
 def parse_linear(text: str, instruments: Instruments, received_ts: int) -> Parsed:

@@ -23,9 +23,8 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, lookup, reject
+from stream.collectors.parsing import load_frame, lookup, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -153,19 +152,13 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if not isinstance(trades, list):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for trade in trades:
-        try:
-            if trade.get("type") != "liquidation":
-                continue  # an ordinary fill, a termination or a block trade
-            event = _event(trade, instruments, received_ts, parsed)
-        except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(trade)}"))
-        except (KeyError, TypeError, ValueError, AttributeError):
-            reject(parsed, "malformed_item", trade)
-        else:
-            if event is not None:
-                parsed.events.append(event)
-    return parsed
+
+    def liquidation(trade: Any) -> LiquidationEvent | None:
+        if trade.get("type") != "liquidation":
+            return None  # an ordinary fill, a termination or a block trade
+        return _event(trade, instruments, received_ts, parsed)
+
+    return parse_items(parsed, trades, liquidation)
 
 
 def render(

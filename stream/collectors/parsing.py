@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
 from stream.collectors.venue import UNKNOWN_SYMBOL, Instrument, Instruments, Parsed
 from stream.errors import Rejected
-from stream.schema import make_event
+from stream.schema import LiquidationEvent, make_event
 
 MAX_FRAME_CHARS = 1_000_000  # far above any venue's largest legitimate frame
 
@@ -36,6 +37,25 @@ def item_text(item: Any) -> str:
 
 def reject(parsed: Parsed, reason: str, item: Any) -> None:
     parsed.rejects.append(Rejected(reason, item_text(item)))
+
+
+def parse_items(
+    parsed: Parsed, items: Iterable[Any], parse_one: Callable[[Any], LiquidationEvent | None]
+) -> Parsed:
+    """Each item of a frame to its event, or to a reject naming why: one bad item never spoils
+    the rest of its frame. `parse_one` returns None for an item that is not a liquidation (or
+    that it rejected itself) and may raise Rejected, or any lookup error of a malformed item."""
+    for item in items:
+        try:
+            event = parse_one(item)
+        except Rejected as exc:
+            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            reject(parsed, "malformed_item", item)
+        else:
+            if event is not None:
+                parsed.events.append(event)
+    return parsed
 
 
 def lookup(instruments: Instruments, symbol: str, parsed: Parsed, item: Any) -> Instrument | None:
