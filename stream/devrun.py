@@ -9,11 +9,8 @@ venues instead, and no demo rules are added.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ctypes
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -24,11 +21,11 @@ from stream.demo import RULES
 from stream.demo.replay import ReplayClock, replay_frames
 from stream.errors import LiqstreamError
 from stream.fake_exchange import FakeExchange
+from stream.localkafka import die_with_parent
 
 log = logging.getLogger(__name__)
 
 WORKER_STOP_TIMEOUT_S = 30.0
-_PR_SET_PDEATHSIG = 1
 
 
 def with_demo_rules(settings: Settings, live: bool) -> Settings:
@@ -88,7 +85,7 @@ async def _start_worker(settings: Settings) -> asyncio.subprocess.Process:
         "worker",
         env={**os.environ, **settings_env(settings)},
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
@@ -101,13 +98,6 @@ async def _stop_worker(worker: asyncio.subprocess.Process) -> None:
         log.warning("worker did not stop within %.0fs; killing it", WORKER_STOP_TIMEOUT_S)
         worker.kill()
         await worker.wait()
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when its parent dies (as the local broker)."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

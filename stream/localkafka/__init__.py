@@ -91,8 +91,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: deliver SIGTERM to the broker when its parent dies."""
+def die_with_parent() -> None:
+    """A `preexec_fn`: the child (the broker, the dev worker) gets SIGTERM when we die."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -208,7 +208,7 @@ class LocalKafka:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us; we stop the broker cleanly
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log_file.close()
         self._wait_ready(timeout_s)
