@@ -21,6 +21,10 @@ from stream.rules.model import EACH, Rule, RuleSet
 from stream.worker.aggregation import Aggregation
 
 SINGLE = "single_usd"
+# Metrics an added event can only raise: while an `above` rule on one of them is breached, an
+# event cannot recover it (time can, and time is evaluated at every boundary), so the event
+# path skips it. That is where a cascade spends its events.
+RISING = frozenset({"total_usd", "long_usd", "short_usd", "count"})
 
 
 @dataclass
@@ -122,6 +126,12 @@ class RuleEvaluator:
             self.changed.add(key)
         self.rules = rules.rules
         self.stateful = tuple(rule for rule in self.rules if rule.metric != SINGLE)
+        self._seeing: dict[tuple[str, str], tuple[tuple[Rule, str], ...]] = {}
+        self.rises_above = {
+            rule.name
+            for rule in self.stateful
+            if rule.metric in RISING and rule.direction == "above"
+        }
         self.by_name = {rule.name: rule for rule in self.rules}
         private = {
             name: ms
@@ -190,15 +200,28 @@ class RuleEvaluator:
         while the totals still lag behind the states already published."""
         self._after_event(event, stateful=False)
 
+    def _rules_seeing(self, exchange: str, coin: str) -> tuple[tuple[Rule, str], ...]:
+        """The rules that see an event of (exchange, coin), each with its scope id; kept per
+        pair, as the event path asks for every event."""
+        found = self._seeing.get((exchange, coin))
+        if found is None:
+            found = self._seeing[exchange, coin] = tuple(
+                (rule, scope_id)
+                for rule in self.rules
+                if (scope_id := scope_of_event(rule, exchange, coin)) is not None
+            )
+        return found
+
     def _after_event(self, event: dict[str, Any], *, stateful: bool) -> None:
-        exchange, coin, ts = event["exchange"], event["coin"], event["ts"]
-        for rule in self.rules:
-            scope_id = scope_of_event(rule, exchange, coin)
-            if scope_id is None:
-                continue
+        ts = event["ts"]
+        for rule, scope_id in self._rules_seeing(event["exchange"], event["coin"]):
             if rule.metric != SINGLE:
                 if not stateful:
                     continue
+                if rule.name in self.rises_above:
+                    state = self.states.get((rule.name, scope_id))
+                    if state is not None and state.breached:
+                        continue  # only time can recover it
                 self._check(rule, scope_id, ts, event)
                 continue
             notional = event["notional_usd"]

@@ -150,17 +150,22 @@ class Aggregation:
     def window_sums(self, scope_id: str, window: str) -> list[int]:
         """[long, short, long_n, short_n] of a window right now, events since the tick
         included (what a rule sees after each event)."""
-        sums = list(self.sums.get(scope_id, {}).get(window, _ZERO))
-        if self.pending and self.current is not None:
-            low = self.current - self.windows[window]
-            for bucket, bases in self.pending.items():
-                if low < bucket <= self.current:
-                    agg = self.buckets[bucket]["s"].get(scope_id)
+        scope_sums = self.sums.get(scope_id)
+        long, short, long_n, short_n = scope_sums.get(window, _ZERO) if scope_sums else _ZERO
+        current = self.current
+        if self.pending and current is not None:
+            low = current - self.windows[window]
+            buckets = self.buckets
+            for bucket, bases in self.pending.items():  # unrolled: called per event and rule
+                if low < bucket <= current:
+                    agg = buckets[bucket]["s"].get(scope_id)
                     if agg is not None:
                         base = bases.get(scope_id, _ZERO)
-                        for i in range(4):
-                            sums[i] += agg[i] - base[i]
-        return sums
+                        long += agg[0] - base[0]
+                        short += agg[1] - base[1]
+                        long_n += agg[2] - base[2]
+                        short_n += agg[3] - base[3]
+        return [long, short, long_n, short_n]
 
     def scope_ids(self) -> set[str]:
         """Every scope with sums, or with events waiting for the next tick."""
