@@ -1,16 +1,19 @@
 """Breach notifications: each breach record POSTed as JSON to the configured URLs.
 
-A consumer group of its own reads `liquidations.breaches`, so a slow or dead endpoint never
-holds up the aggregation, several workers share the work, and a restart resumes where the
-last delivered record was committed (at least once). Each URL gets its retries with
-exponential backoff (stamina); a record that still fails is counted, logged and skipped.
+Every URL has a consumer group of its own on `liquidations.breaches`, so a slow or dead
+endpoint never holds up the aggregation nor the other URLs, several workers share the work,
+and a restart resumes where that URL's last delivered record was committed (at least once).
+Each URL gets its retries with exponential backoff (stamina); a record that still fails is
+counted, logged and skipped.
 URLs often carry tokens (Slack, Discord hooks), so only their scheme and host are logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -59,28 +62,54 @@ class WebhookSink:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop`; then posts in flight are abandoned (not committed, so they
+        are posted again after a restart)."""
+        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_ms / 1000)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            assigned = [asyncio.Event() for _ in self.urls]
+            loops = [
+                asyncio.create_task(self._deliver(session, url, ready), name=f"webhook-{n}")
+                for n, (url, ready) in enumerate(zip(self.urls, assigned, strict=True))
+            ]
+            waiting = asyncio.gather(*(ready.wait() for ready in assigned))
+            waiting.add_done_callback(lambda _: self.ready.set())
+            stopped = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait([*loops, stopped], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                pending: list[asyncio.Future[Any]] = [*loops, stopped, waiting]
+                for future in pending:
+                    future.cancel()
+                results = await asyncio.gather(*loops, return_exceptions=True)
+            for result in results:  # a loop that ended by itself failed: say so
+                if isinstance(result, Exception):
+                    raise result
+
+    def group_of(self, url: str) -> str:
+        """The URL's own consumer group: stable across restarts and the order of URLs."""
+        return f"{self.group_id}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+    async def _deliver(
+        self, session: aiohttp.ClientSession, url: str, ready: asyncio.Event
+    ) -> None:
         consumer = AIOKafkaConsumer(
             self.topic,
             **client_options(self.settings),
-            group_id=self.group_id,
+            group_id=self.group_of(url),
             enable_auto_commit=False,
             auto_offset_reset="latest",  # a new deployment does not replay old alerts
         )
-        timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_ms / 1000)
         await consumer.start()
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                while not stop.is_set():
-                    batch = await consumer.getmany(timeout_ms=500)
-                    if not self.ready.is_set() and consumer.assignment():
-                        self.ready.set()
-                    for records in batch.values():
-                        for record in records:
-                            await asyncio.gather(
-                                *(self._post(session, url, record.value) for url in self.urls)
-                            )
-                    if batch:
-                        await consumer.commit()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                if not ready.is_set() and consumer.assignment():
+                    ready.set()
+                for records in batch.values():
+                    for record in records:
+                        await self._post(session, url, record.value)
+                if batch:
+                    await consumer.commit()
         finally:
             await consumer.stop()
 

@@ -49,9 +49,16 @@ async def test_webhooks_retry_count_failures_and_never_block(kafka_settings: Set
     async def refuses(request: web.Request) -> web.Response:
         return web.Response(status=404)
 
+    released = asyncio.Event()
+
+    async def hangs(request: web.Request) -> web.Response:
+        await released.wait()  # no answer until the test ends: each attempt times out
+        return web.Response(status=204)
+
     app = web.Application()
     app.router.add_post("/hook/secret-token", flaky)
     app.router.add_post("/refuses", refuses)
+    app.router.add_post("/hangs", hangs)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -61,6 +68,7 @@ async def test_webhooks_retry_count_failures_and_never_block(kafka_settings: Set
         f"http://127.0.0.1:{port}/hook/secret-token",
         f"http://127.0.0.1:{port}/refuses",
         f"http://127.0.0.1:{dead_port}/x",
+        f"http://127.0.0.1:{port}/hangs",
     ]
     settings = load_settings(
         kafka_bootstrap=kafka_settings.kafka_bootstrap,
@@ -82,12 +90,16 @@ async def test_webhooks_retry_count_failures_and_never_block(kafka_settings: Set
         await asyncio.sleep(1)
         for n in range(5):
             await producer.send_and_wait(topic, orjson.dumps(breach(n)), key=b"market-5m")
-        deadline = time.monotonic() + 60
+        sent = time.monotonic()
+        deadline = sent + 60
         failures = "liqstream_webhook_failures_total"
         while time.monotonic() < deadline and (
             len(received) < 5 or registry.get_sample_value(failures) != 10
         ):
             await asyncio.sleep(0.1)
+        # The hanging URL takes 3 attempts x 2 s per record, 30 s for the five: the others
+        # did not wait for it.
+        assert time.monotonic() - sent < 15
         assert [r["event_id"] for r in received] == [f"e{n}" for n in range(5)]
         assert calls["flaky"] == 15  # three attempts each, the third taken
         assert registry.get_sample_value("liqstream_webhook_delivered_total") == 5
@@ -95,6 +107,7 @@ async def test_webhooks_retry_count_failures_and_never_block(kafka_settings: Set
     finally:
         stop.set()
         await task
+        released.set()
         await producer.stop()
         await runner.cleanup()
 
