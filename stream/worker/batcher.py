@@ -40,6 +40,12 @@ from stream.worker.memory import freeze_long_lived
 log = logging.getLogger(__name__)
 
 FUTURE_MARGIN_MS = 5 * 60_000
+# A batch record must stay under the broker's default message.max.bytes (1 MiB), whatever the
+# events look like, or Kafka refuses it and no later batch can pass: batches are cut by bytes
+# as well as by count, and an event no venue could produce is dead-lettered instead.
+MAX_BATCH_BYTES = 512 * 1024
+MAX_EVENT_BYTES = 16 * 1024
+DEAD_PAYLOAD_CHARS = 4_096
 
 
 class SeenIds:
@@ -87,11 +93,13 @@ class Batcher(ConsumerRebalanceListener):
         *,
         group_id: str,
         batch_events: int = 2_000,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
     ) -> None:
         self.settings = settings
         self.topics = Topics.with_prefix(settings.topic_prefix)
         self.group_id = group_id
         self.batch_events = batch_events
+        self.max_batch_bytes = max_batch_bytes
         longest_ms = max(settings.windows_ms.values())
         self.horizon_ms = longest_ms + settings.resolution_ms + FUTURE_MARGIN_MS
         self.seen = SeenIds(settings.resolution_ms, self.horizon_ms)
@@ -215,13 +223,18 @@ class Batcher(ConsumerRebalanceListener):
         dead: list[bytes] = []
         for tp, partition_records in records.items():
             raws: list[bytes] = []
+            size = 0
             for record in partition_records:
                 raw = self._accept(record, now_ms, dead)
-                if raw is not None:
-                    raws.append(raw)
-                if len(raws) >= self.batch_events:
+                if raw is None:
+                    continue
+                if raws and (
+                    len(raws) >= self.batch_events or size + len(raw) > self.max_batch_bytes
+                ):
                     sends.append(await self._send_batch(tp.partition, raws))
-                    raws = []
+                    raws, size = [], 0
+                raws.append(raw)
+                size += len(raw) + 1
             if raws:
                 sends.append(await self._send_batch(tp.partition, raws))
             commits[tp] = partition_records[-1].offset + 1
@@ -229,6 +242,16 @@ class Batcher(ConsumerRebalanceListener):
             sends.append(await self.producer.send(self.topics.deadletter, value, key=b"worker"))
         await asyncio.gather(*sends)  # raises if Kafka did not acknowledge: nothing committed
         await self.consumer.commit(commits)
+
+    def _reject(self, value: bytes, reason: str, now_ms: int, dead: list[bytes]) -> None:
+        self.rejected += 1
+        log.warning("rejected record from liquidations: %s", reason, extra={"reason": reason})
+        record: dict[str, object] = {"source": "worker", "reason": reason, "ts": now_ms}
+        payload = value.decode(errors="replace")
+        if len(payload) > DEAD_PAYLOAD_CHARS:
+            record["truncated_from"] = len(payload)
+        record["payload"] = payload[:DEAD_PAYLOAD_CHARS]
+        dead.append(orjson.dumps(record))
 
     async def _send_batch(self, partition: int, raws: list[bytes]) -> asyncio.Future[object]:
         assert self.producer is not None
@@ -238,23 +261,15 @@ class Batcher(ConsumerRebalanceListener):
     def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
         """The event's bytes to forward (raw when canonical), or None (duplicate, rejected)."""
         value = record.value or b""
+        if len(value) > MAX_EVENT_BYTES:
+            self._reject(value, "oversized_event", now_ms, dead)
+            return None
         event = decode_canonical(value)
         if event is None:
             try:  # valid but not canonical (numbers as strings, ...): forward the normal form
                 event = event_from_json(value)
             except Rejected as exc:
-                self.rejected += 1
-                log.warning(
-                    "rejected record from liquidations: %s",
-                    exc.reason,
-                    extra={"reason": exc.reason},
-                )
-                payload = value.decode(errors="replace")
-                dead.append(
-                    orjson.dumps(
-                        {"source": "worker", "reason": exc.reason, "payload": payload, "ts": now_ms}
-                    )
-                )
+                self._reject(value, exc.reason, now_ms, dead)
                 return None
             value = event.to_json()
         if not self.seen.add(event.exchange, event.id, event.ts):

@@ -46,8 +46,11 @@ async def produce(settings: Settings, topic: str, values: list[tuple[bytes, byte
         await producer.stop()
 
 
+BATCH_BYTES = 1_500  # about five events: batches are cut by size as well as by count
+
+
 async def run_batcher_until(settings: Settings, group: str, forwarded: int) -> Batcher:
-    batcher = Batcher(settings, group_id=group, batch_events=7)
+    batcher = Batcher(settings, group_id=group, batch_events=7, max_batch_bytes=BATCH_BYTES)
     await batcher.start()
     stop = asyncio.Event()
     task = asyncio.create_task(batcher.run(stop))
@@ -74,12 +77,13 @@ async def test_batches_are_unique_valid_and_survive_a_restart(kafka_settings: Se
     events.append(dataclasses.replace(events[0], exchange=twin_exchange))
     records = [(f"{e.exchange}:{e.symbol}".encode(), e.to_json()) for e in events]
     duplicates = records[:10]
-    bad = [(b"x:y", b"{not json"), (b"x:y", b'{"id": "only-an-id"}')]
+    huge = events[1].to_json().replace(b'"id":"', b'"id":"' + b"x" * 20_000)
+    bad = [(b"x:y", b"{not json"), (b"x:y", b'{"id": "only-an-id"}'), (b"x:y", huge)]
     await produce(kafka_settings, topics.liquidations, records + duplicates + bad)
 
     group = f"{kafka_settings.topic_prefix}batcher"
-    first = await run_batcher_until(kafka_settings, group, len(records) + len(duplicates) + 2)
-    assert (first.forwarded, first.duplicates, first.rejected) == (40, 10, 2)
+    first = await run_batcher_until(kafka_settings, group, len(records) + len(duplicates) + 3)
+    assert (first.forwarded, first.duplicates, first.rejected) == (40, 10, 3)
 
     # A restarted batcher (same group) sees the same events produced again: all duplicates.
     await produce(kafka_settings, topics.liquidations, records[20:])
@@ -89,9 +93,13 @@ async def test_batches_are_unique_valid_and_survive_a_restart(kafka_settings: Se
     batches = await consume_until(kafka_settings, topics.batches, lambda v: False, timeout_s=5)
     forwarded = [event for batch in batches for event in batch["events"]]
     assert sorted(e["id"] for e in forwarded) == sorted(e.id for e in events)
-    assert all(len(batch["events"]) <= 7 for batch in batches)
+    sizes = [sum(len(orjson.dumps(e)) + 1 for e in batch["events"]) for batch in batches]
+    assert max(sizes) <= BATCH_BYTES
+    assert max(len(batch["events"]) for batch in batches) < 7  # the size cut them first
     key = lambda e: (e["exchange"], e["id"])  # noqa: E731
     assert {key(e): e for e in forwarded} == {key(e.to_dict()): e.to_dict() for e in events}
 
-    dead = await consume_until(kafka_settings, topics.deadletter, lambda v: len(v) >= 2)
-    assert sorted(d["reason"] for d in dead) == ["field_missing", "invalid_json"]
+    dead = await consume_until(kafka_settings, topics.deadletter, lambda v: len(v) >= 3)
+    assert sorted(d["reason"] for d in dead) == ["field_missing", "invalid_json", "oversized_event"]
+    (oversized,) = [d for d in dead if d["reason"] == "oversized_event"]
+    assert oversized["truncated_from"] == len(huge) and len(oversized["payload"]) == 4_096
