@@ -84,6 +84,13 @@ class Aggregation:
         self.current = None
         self.published = {}
         self.advance(now_ms)
+        # Say every window of every scope again: one that emptied while no worker ran would
+        # otherwise keep its last non-empty record on the compacted totals topic for good.
+        scope_ids = {scope_id for value in self.buckets.values() for scope_id in value["s"]}
+        for scope_id in scope_ids:
+            for window in self.reported:
+                self.published[(scope_id, window)] = True
+                self.dirty.add((scope_id, window))
 
     # -- events -----------------------------------------------------------------------
     def apply_batch(

@@ -152,3 +152,29 @@ def test_publish_reports_changes_once_and_empties_once() -> None:
     )
     assert dict(aggregation.publish(later + RESOLUTION_MS)) == {}
     assert aggregation.expire(later + 3600_000) == [now // RESOLUTION_MS]
+
+
+def test_a_window_that_emptied_while_no_worker_ran_is_published_as_zero() -> None:
+    """The totals topic is compacted: after a restart, every key must be said again, or one
+    whose window emptied during the downtime keeps its last non-empty record for good."""
+    topic: dict[str, dict] = {}
+    before = Aggregation(WINDOWS_MS, RESOLUTION_MS)
+    before.load({}, BASE_MS)
+    before.apply_batch([make_event(0, BASE_MS + 1_000, "okx", "SOL", "long", 50.0)], 0, BASE_MS)
+    topic.update(before.publish(BASE_MS + 2_000))
+    assert topic["okx:SOL:5m"]["count"] == 1
+
+    restart_ms = BASE_MS + 10 * RESOLUTION_MS  # down for ten minutes: 5m is empty now
+    after = Aggregation(WINDOWS_MS, RESOLUTION_MS)
+    after.load(copy.deepcopy(before.buckets), restart_ms)
+    topic.update(after.publish(restart_ms))
+    truth = brute_force_totals(
+        [make_event(0, BASE_MS + 1_000, "okx", "SOL", "long", 50.0)],
+        restart_ms,
+        WINDOWS_MS,
+        RESOLUTION_MS,
+    )
+    for key, record in topic.items():
+        want = truth.get((record["exchange"], record["coin"], record["window"]))
+        assert record["count"] == (0 if want is None else want["long_count"]), key
+    assert topic["okx:SOL:5m"]["count"] == 0 and topic["okx:SOL:1h"]["count"] == 1
