@@ -75,13 +75,22 @@ class WorkerAgents:
         self.active = False
         self.catch_up_until: int | None = None  # batches before it are delivered again
         self.evaluation = asyncio.Lock()
+        self.rewrite: list[int] = []  # buckets to write to the changelog again (_rebuild_state)
         self.table.on_recover(self._rebuild)
+        app.on_partitions_revoked.connect(self._on_revoked)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
         app.task(self._reload_on_sighup)
         app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
 
     def _owns_batches(self) -> bool:
         return TP(self.topics.batches, 0) in self.app.assignor.assigned_actives()
+
+    def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """No more totals or breaches from this worker until a recovery says it owns the
+        batches again: the new owner publishes from here on."""
+        (revoked,) = args
+        if TP(self.topics.batches, 0) in revoked:
+            self.active = False
 
     async def _rebuild(self) -> None:
         try:
@@ -110,6 +119,10 @@ class WorkerAgents:
             # after a changelog recovery Faust then left the batches partition where the
             # recovery had parked it, and the agent got no records; start it at the beginning.
             await self.app.consumer.seek(TP(self.topics.batches, 0), 0)
+        # Faust writes RocksDB at once and the changelog a little later: after a kill -9, a
+        # bucket here may hold a batch its changelog record does not. That batch is delivered
+        # again (not committed) but skipped for this bucket, so write such buckets again.
+        self.rewrite = [b for b, value in buckets.items() if value["o"] >= committed]
         await self.breaches.recover(self.active, now, committed)
         # Time may have moved rules past their thresholds while no worker ran: look at every
         # rule once the batches already waiting have been applied (the totals lag until then).
@@ -151,6 +164,10 @@ class WorkerAgents:
             # One evaluation at a time (the timer evaluates too): records are published in
             # the order the states they imply were reached.
             async with self.evaluation:
+                for bucket in self.rewrite:  # table writes need the agent's context
+                    if bucket in self.aggregation.buckets:
+                        self.table[str(bucket)] = orjson.dumps(self.aggregation.buckets[bucket])
+                self.rewrite = []
                 now = now_ms()
                 evaluator = self.evaluator
                 # Batches delivered again after a crash: the totals lag behind the states
