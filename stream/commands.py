@@ -57,17 +57,7 @@ def report_lines(
     lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, at_ms: int | None
 ) -> dict:
     """`liqstream report`: the worker's own aggregation, run once over stdin's events."""
-    events = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            events.append(event_from_json(line).to_dict())
-        except Rejected as exc:
-            err.write(
-                orjson.dumps({"line": number, "reason": exc.reason, "detail": exc.detail}).decode()
-                + "\n"
-            )
+    events = list(_events(lines, err))
     report, rejects = build_report(events, at_ms, settings.windows_ms, settings.resolution_ms)
     for event, reason in rejects:
         err.write(orjson.dumps({"id": event["id"], "reason": reason}).decode() + "\n")
@@ -123,11 +113,21 @@ class Detector:
 
 
 def _events(lines: Iterable[str], err: TextIO) -> Iterable[dict]:
+    """Valid events, each once as the worker counts it (the same venue's id twice is one
+    event); invalid and duplicate lines are reported on `err` with their line number."""
+    seen: set[tuple[str, str]] = set()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            yield event_from_json(line).to_dict()
+            event = event_from_json(line)
         except Rejected as exc:
             record = {"line": number, "reason": exc.reason, "detail": exc.detail}
             err.write(orjson.dumps(record).decode() + "\n")
+            continue
+        if (event.exchange, event.id) in seen:
+            record = {"line": number, "reason": "duplicate", "detail": f"id {event.id}"}
+            err.write(orjson.dumps(record).decode() + "\n")
+            continue
+        seen.add((event.exchange, event.id))
+        yield event.to_dict()

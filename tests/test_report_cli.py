@@ -32,15 +32,17 @@ WINDOWS = {
     span_ms=st.integers(min_value=1, max_value=2 * 86_400_000),
     at_offset=st.one_of(st.none(), st.integers(min_value=-3_600_000, max_value=3_600_000)),
     seed=st.integers(min_value=0, max_value=10_000),
+    repeated=st.integers(min_value=0, max_value=5),
 )
 def test_report_equals_brute_force(
-    count: int, span_ms: int, at_offset: int | None, seed: int
+    count: int, span_ms: int, at_offset: int | None, seed: int, repeated: int
 ) -> None:
     start = 1_762_290_000_000
     events = [
         e.to_dict() for e in synthetic_events(count, start_ms=start, span_ms=span_ms, seed=seed)
     ]
     lines = [orjson.dumps(e).decode() + "\n" for e in events]
+    lines += lines[:repeated]  # delivered twice: counted once, as by the worker
     latest = max((e["ts"] for e in events), default=0)
     at = None if at_offset is None or not events else latest + at_offset
     out, err = io.StringIO(), io.StringIO()
@@ -61,7 +63,9 @@ def test_report_equals_brute_force(
         assert got[key]["short_count"] == want["short_count"]
         assert got[key]["largest"]["id"] == want["largest_id"]
     rejected = [orjson.loads(line) for line in err.getvalue().splitlines()]
-    assert len(rejected) == len(events) - len(kept)
+    duplicates = [r for r in rejected if r["reason"] == "duplicate"]
+    assert len(duplicates) == min(repeated, len(events))
+    assert len(rejected) - len(duplicates) == len(events) - len(kept)
 
 
 def test_report_command_reads_stdin_and_names_bad_lines() -> None:
