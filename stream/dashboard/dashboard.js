@@ -120,10 +120,16 @@ function follow() {
   });
   source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });
   source.addEventListener("status", () => soon(async () => renderCoverage((await getJSON("/api/coverage")).venues)));
-  source.onerror = () => {
-    live.textContent = "reconnecting… (polling)"; live.className = "";
+  source.onerror = () => { // the browser reconnects by itself; reload what we missed
+    live.textContent = "reconnecting…"; live.className = "";
     loadAll().catch(() => {});
+    if (source.readyState === EventSource.CLOSED && !polling) { // refused for good: poll
+      polling = setInterval(() => loadAll().catch(() => {}), 5000);
+      live.textContent = "polling every 5 s";
+    }
   };
 }
+
+let polling = null;
 
 loadAll().catch((e) => { document.getElementById("live").textContent = String(e); }).finally(follow);

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TOPIC_POLL_MAX_S = 5.0  # while waiting for the topics to be created
 Change = tuple[str, dict[str, Any]]  # ("totals" | "breach" | "status", record)
+CLOSED: Change = ("closed", {})  # the last change a subscriber that fell behind gets
 
 
 async def wait_for_partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
@@ -69,6 +70,7 @@ class ViewFeeder:
         self.topics = Topics.with_prefix(settings.topic_prefix)
         self.subscribers: set[asyncio.Queue[Change]] = set()
         self.caught_up = False  # read up to the end offsets seen at start
+        self.unreadable = 0  # records skipped as not what the view expects
 
     def subscribe(self) -> asyncio.Queue[Change]:
         queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=10_000)
@@ -82,8 +84,11 @@ class ViewFeeder:
         for queue in list(self.subscribers):
             try:
                 queue.put_nowait((kind, record))
-            except asyncio.QueueFull:  # a client that stopped reading: let it go
-                self.subscribers.discard(queue)
+            except asyncio.QueueFull:  # a client that stopped reading: end its stream, so
+                self.subscribers.discard(queue)  # that it reconnects and reloads
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(CLOSED)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Feeds the view until `stop`. After a Kafka error it reads the topics again with a
@@ -138,11 +143,20 @@ class ViewFeeder:
         )
 
     def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        """One record into the view; one the view cannot read is logged and skipped, so a
+        stray producer on these topics never stops the API."""
         try:
             record = orjson.loads(value) if value is not None else None
-        except orjson.JSONDecodeError:
-            log.warning("not JSON on %s, skipped: %r", topic, value[:200] if value else value)
-            return
+            if record is not None and not isinstance(record, dict):
+                raise TypeError(f"a JSON {type(record).__name__}, not an object")
+            self._take(topic, key, record)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            self.unreadable += 1
+            log.warning(
+                "unreadable record on %s, skipped (%r): %r", topic, exc, (value or b"")[:200]
+            )
+
+    def _take(self, topic: str, key: bytes | None, record: dict[str, Any] | None) -> None:
         if topic == self.topics.totals:
             if key is None:
                 return

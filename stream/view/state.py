@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.schema import EXCHANGES
+from stream.symbols import canonical_coin
+
 DAY_MS = 86_400_000
 
 
@@ -84,7 +87,13 @@ class GlobalView:
     def query_totals(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         window = self._window(params.get("window"), required=False)
         exchange = _scope_param(params.get("exchange"))
-        coin = _scope_param(params.get("coin"), upper=True)
+        if exchange not in (_ANY, None) and exchange not in EXCHANGES:
+            raise BadRequest(
+                f"unknown exchange {exchange!r}; one of {', '.join(sorted(EXCHANGES))}"
+            )
+        coin = _scope_param(params.get("coin"))
+        if coin not in (_ANY, None):
+            coin = canonical_coin(coin)[0]  # as venues name it: XBT is BTC, 1000PEPE is PEPE
         _no_other(params, {"window", "exchange", "coin"})
         records = [
             record
@@ -172,7 +181,7 @@ def _breach_order(record: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _scope_param(value: str | None, *, upper: bool = False) -> Any:
+def _scope_param(value: str | None) -> Any:
     if value is None:
         return _ANY
     value = value.strip()
@@ -180,7 +189,7 @@ def _scope_param(value: str | None, *, upper: bool = False) -> Any:
         raise BadRequest("an empty exchange or coin filter; leave it out, or use `all`")
     if value in ("*", "all"):
         return None
-    return value.upper() if upper else value.lower()
+    return value.lower()
 
 
 def _limit(value: str | None, *, default: int, most: int) -> int:

@@ -18,7 +18,7 @@ from aiohttp import web as aioweb
 from faust.web import Request, Response, View
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from stream.view.consumer import ViewFeeder
+from stream.view.consumer import CLOSED, ViewFeeder
 from stream.view.state import BadRequest
 from stream.worker.agents import WorkerAgents
 
@@ -115,6 +115,8 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
                 except TimeoutError:
                     await response.write(b": ping\n\n")
                     continue
+                if (kind, record) == CLOSED:  # fell behind: end it, the browser reconnects
+                    break
                 await response.write(
                     b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(record))
                 )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
+from stream.config import load_settings
+from stream.view.consumer import CLOSED, ViewFeeder
 from stream.view.state import BadRequest, GlobalView
 
 WINDOWS = ("5m", "1h", "24h")
@@ -73,6 +76,7 @@ def test_totals_filters_and_the_all_scope(view: GlobalView) -> None:
         ("binance", "BTC"),
         ("okx", "BTC"),
     ]
+    assert view.query_totals({"coin": "XBT", "window": "24h"}, NOW)["totals"] == btc  # BitMEX's
     okx = view.query_totals({"exchange": "OKX", "coin": "*"}, NOW)["totals"]
     assert [(r["exchange"], r["coin"]) for r in okx] == [("okx", None)]
 
@@ -172,6 +176,7 @@ def test_coverage_tracks_state_gaps_and_sampling() -> None:
     [
         ("totals", {"window": "7m"}, "unknown window '7m'; one of 5m, 1h, 24h"),
         ("totals", {"coin": ""}, "an empty exchange or coin filter"),
+        ("totals", {"exchange": "binanse"}, "unknown exchange 'binanse'; one of binance, bitfinex"),
         ("totals", {"symbol": "BTCUSDT"}, "unknown parameter 'symbol'"),
         ("breaches", {"limit": "0"}, "limit must be a whole number from 1 to 1000"),
         ("breaches", {"limit": "ten"}, "not 'ten'"),
@@ -191,3 +196,33 @@ def test_bad_parameters_say_why(view: GlobalView, call: str, params: dict, messa
         else:
             view.query_largest(params)
     assert message in str(error.value)
+
+
+def feeder() -> ViewFeeder:
+    return ViewFeeder(load_settings(), GlobalView(WINDOWS, FEEDS))
+
+
+def test_records_the_view_cannot_read_are_skipped_not_fatal() -> None:
+    f = feeder()
+    topics = f.topics
+    good = totals("okx", "BTC", "24h")
+    for topic, record_key, value in [
+        (topics.status, b"okx", b'{"feed": "okx", "state": "gap"}'),  # no gap_start
+        (topics.totals, b"*:*:24h", b"[1, 2]"),  # JSON, not an object
+        (topics.breaches, b"r", b'"a string"'),
+        (topics.totals, b"*:*:24h", b"{not json"),
+        (topics.totals, key(good).encode(), orjson.dumps(good)),
+    ]:
+        f._apply(topic, record_key, value)
+    assert f.unreadable == 4
+    assert f.view.query_totals({"coin": "BTC"}, NOW)["totals"] == [good]
+
+
+async def test_a_subscriber_that_fell_behind_gets_its_stream_closed() -> None:
+    f = feeder()
+    slow, fast = f.subscribe(), f.subscribe()
+    for n in range(10_001):  # one more than a queue holds
+        f._notify("totals", {"n": n})
+        fast.get_nowait()
+    assert slow.get_nowait() == CLOSED and slow.empty()  # the end, then nothing
+    assert slow not in f.subscribers and fast in f.subscribers
