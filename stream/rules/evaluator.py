@@ -8,7 +8,7 @@ then its scopes are evaluated.
 Between events the values change only at bucket boundaries where a non-empty bucket enters
 or leaves a rule's window; those are the time points evaluated for recoveries (and breaches)
 that time alone causes. A wildcard scope is evaluated while it has events in the rule's window
-or is in breach; fixed scopes always are.
+(for `below` rules: in the longest window) or is in breach; fixed scopes always are.
 """
 
 from __future__ import annotations
@@ -180,7 +180,11 @@ class RuleEvaluator:
                 if scope_ids is None:
                     scope_ids = self.aggregation.scope_ids()
                 assert rule.window is not None
-                window = rule.window
+                # Scopes with events in the rule's window; for a `below` rule, in the longest
+                # window, since a scope that went quiet is what such a rule is there to see.
+                window = (
+                    rule.window if rule.direction == "above" else self.aggregation.longest_window
+                )
                 live = {
                     s
                     for s in scope_ids

@@ -50,6 +50,7 @@ class Aggregation:
         self.resolution_ms = resolution_ms
         self.reported = {name: ms // resolution_ms for name, ms in windows_ms.items()}
         self.longest = max(self.reported.values())
+        self.longest_window = max(self.reported, key=self.reported.__getitem__)
         self.windows = dict(self.reported)
         self._add_private(private_windows_ms or {})
         self.buckets: dict[int, dict[str, Any]] = {}

@@ -126,11 +126,12 @@ def brute_force_detect(
             if rule.exchange != "*" and rule.coin != "*":
                 scopes = {(rule.exchange or "*", rule.coin or "*")}
             else:
+                n = window_n(rule) if rule.direction == "above" else longest
                 scopes = {
                     s
                     for e in seen
                     if (s := _scope_key(rule, e)) is not None
-                    and _value(rule, s, seen, t, window_n(rule), res)[1] > 0
+                    and _value(rule, s, seen, t, n, res)[1] > 0
                 }
                 scopes |= {s for (name, s), b in breached.items() if b and name == rule.name}
             for scope in sorted(scopes):

@@ -87,6 +87,18 @@ def test_wildcards_evaluate_each_coin_and_each_exchange() -> None:
     assert d.add(ev(0.2, 150, coin="BTC", exchange="binance")) == []  # both already in breach
 
 
+def test_a_wildcard_below_rule_sees_a_scope_go_quiet() -> None:
+    """`count below` per exchange is how one notices a venue's feed going silent: its scope
+    is evaluated while it has events in the longest window, not only in the rule's."""
+    d = detector('  - {name: quiet, metric: count, window: 5m, scope: {exchange: "*"}, below: 1}\n')
+    for minute in (0, 0.5, 1):
+        assert d.add(ev(minute, 1, exchange="okx")) == []
+    out = d.add(ev(7, 1, exchange="binance"))  # okx's last event left the 5m window at 6
+    assert states(out) == [("quiet", "breach", "okx", None)]
+    assert out[0]["value"] == 0 and out[0]["event_id"] is None
+    assert out[0]["ts"] == BASE_MS + 6 * MIN
+
+
 def test_hysteresis_band_delays_recovery() -> None:
     d = detector(
         "  - {name: r, metric: total_usd, window: 5m, scope: {coin: BTC}, above: 1000,"
