@@ -4,6 +4,7 @@ crossings while the worker is down, and rules reloaded without a restart."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from pathlib import Path
@@ -123,9 +124,21 @@ async def test_breaches_exactly_once_through_crashes_and_downtime(
             )
             added = await breaches.wait_for("added", timeout_s=30)
             assert added["event_id"] is None and added["value"] == 4_000
+            # ...SIGHUP reloads a file whose change the modification time does not show...
+            unchanged = rules_file.stat().st_mtime_ns
+            rules_file.write_text(
+                RULES
+                + "  - {name: added, metric: count, window: 1h, above: 100}\n"
+                + "  - {name: on-hup, metric: count, window: 1h, above: 200}\n"
+            )
+            os.utime(rules_file, ns=(unchanged, unchanged))
+            await asyncio.sleep(2)
+            assert breaches.of("on-hup") == []  # not seen without the signal
+            assert worker.process is not None
+            worker.process.send_signal(signal.SIGHUP)
+            await breaches.wait_for("on-hup", timeout_s=30)
             # ...and an invalid file, signalled with SIGHUP, keeps the rules in force.
             rules_file.write_text("rules:\n  - {name: broken, metric: nope}\n")
-            assert worker.process is not None
             worker.process.send_signal(signal.SIGHUP)
             await asyncio.sleep(2)
             assert worker.process.poll() is None
