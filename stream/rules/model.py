@@ -7,6 +7,7 @@ so a user fixes a rules file in one pass. Nothing here evaluates anything (see `
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,17 @@ class _Checker:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
         self.errors.append(f"{self.source}{line}: {where}: {message}")
 
+    def mapping(self, node: yaml.MappingNode, where: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The mapping's fields; a key given twice is a mistake (YAML would keep the last)."""
+        found: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = str(_scalar(key_node))
+            if key in found:
+                first = found[key][0].start_mark.line + 1
+                self.error(key_node, where, f"field {key!r} given twice (first at line {first})")
+            found[key] = (key_node, value_node)
+        return found
+
     def window_ms(self, text: str) -> int:
         return self.windows_ms.get(text) or parse_duration_ms(text)
 
@@ -111,7 +123,7 @@ class _Checker:
         if not isinstance(root, yaml.MappingNode):
             self.error(root, "file", "must be a mapping with a `rules:` list")
             return []
-        top = _mapping(root)
+        top = self.mapping(root, "file")
         for key, (key_node, _) in top.items():
             if key != "rules":
                 self.error(key_node, "file", f"unknown top-level key {key!r} (only `rules`)")
@@ -146,14 +158,14 @@ class _Checker:
         if not isinstance(node, yaml.MappingNode):
             self.error(node, where, "must be a mapping (name, metric, window, scope, above...)")
             return None
-        fields = _mapping(node)
         before = len(self.errors)
-        name_node = fields.get("name", (None, None))[1]
+        name_node = next((v for k, v in node.value if _scalar(k) == "name"), None)
         name = _scalar(name_node) if name_node is not None else None
         if isinstance(name, str) and name.strip():
             where = f"rule {name!r}"
         else:
             self.error(name_node or node, where, "field 'name': required, a non-empty string")
+        fields = self.mapping(node, where)
 
         def bad(field: str, message: str) -> None:
             value_node = fields.get(field, (node, node))[1]
@@ -165,7 +177,8 @@ class _Checker:
 
         metric = _scalar(fields["metric"][1]) if "metric" in fields else None
         if metric not in METRICS:
-            bad("metric", f"{'missing' if metric is None else repr(metric)}; one of {METRICS}")
+            shown = "missing" if metric is None else _shown(metric)
+            bad("metric", f"{shown}; one of {METRICS}")
             metric = None
 
         window = self.window(fields, metric, bad)
@@ -184,6 +197,8 @@ class _Checker:
                 threshold = None
             elif metric == "long_share" and threshold > 1:
                 bad(direction, "long_share is a fraction between 0 and 1")
+            elif metric == "long_share" and direction == "above" and threshold == 1:
+                bad(direction, "long_share is never above 1: the rule could never fire")
             elif metric == "single_usd" and direction == "below":
                 bad(direction, "single_usd fires on one event above a size; use `above`")
 
@@ -194,13 +209,20 @@ class _Checker:
                 bad("hysteresis", "must be a fraction, 0 or more and below 1 (0.05 = 5%)")
             elif metric == "single_usd" and value:
                 bad("hysteresis", "single_usd has no state to recover from; remove it")
+            elif (
+                metric == "long_share"
+                and "below" in fields
+                and threshold is not None
+                and threshold * (1 + value) > 1
+            ):
+                bad("hysteresis", f"recovery at {threshold * (1 + value):g} is above 1, never met")
             else:
                 hysteresis = value
 
         cooldown_ms = 0
         if "cooldown" in fields:
             raw = _scalar(fields["cooldown"][1])
-            if raw not in (0, "0"):
+            if not _ZERO_DURATION.fullmatch(str(raw).strip()):
                 try:
                     cooldown_ms = parse_duration_ms(str(raw))
                 except ValueError as exc:
@@ -252,7 +274,7 @@ class _Checker:
             self.error(node, where, "field 'scope': a mapping like {coin: BTC} or {} for all")
             return None, None
         values: dict[str, str | None] = {"exchange": None, "coin": None}
-        for key, (key_node, value_node) in _mapping(node).items():
+        for key, (key_node, value_node) in self.mapping(node, where).items():
             if key not in values:
                 self.error(key_node, where, f"field 'scope.{key}': unknown; use exchange or coin")
                 continue
@@ -278,8 +300,16 @@ class _Checker:
         return values["exchange"], values["coin"]
 
 
-def _mapping(node: yaml.MappingNode) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-    return {str(_scalar(k)): (k, v) for k, v in node.value}
+_ZERO_DURATION = re.compile(r"0+\s*(ms|s|m|h|d)?")
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: YAML's text for a scalar, the kind of node otherwise."""
+    if isinstance(value, yaml.SequenceNode):
+        return "a list"
+    if isinstance(value, yaml.MappingNode):
+        return "a mapping"
+    return repr(value)
 
 
 def _scalar(node: yaml.Node) -> Any:

@@ -67,7 +67,10 @@ def rule_yaml(draw: st.DrawFn, index: int) -> str:
         else:
             threshold = draw(st.sampled_from((500_000, 2_000_000, 5_000_000)))
         lines.append(f"    {direction}: {threshold}")
-        lines.append(f"    hysteresis: {draw(st.sampled_from((0, 0.1, 0.5)))}")
+        hystereses = (0, 0.1, 0.5)
+        if metric == "long_share" and direction == "below":  # recovery must stay within 1
+            hystereses = tuple(h for h in hystereses if threshold * (1 + h) <= 1)
+        lines.append(f"    hysteresis: {draw(st.sampled_from(hystereses))}")
     lines.append(f"    cooldown: {draw(st.sampled_from(('0', '2m', '10m')))}")
     return "\n".join(lines)
 

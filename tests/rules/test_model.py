@@ -138,6 +138,23 @@ GOOD = "  - name: r\n    metric: total_usd\n    window: 1h\n    above: 100\n"
             "rules.yaml:6: rule 'r': field 'scope': a mapping like {coin: BTC}",
         ),
         (
+            "rules:\n" + GOOD + "    above: 200\n",
+            "rules.yaml:6: rule 'r': field 'above' given twice (first at line 5)",
+        ),
+        (
+            "rules:\n  - name: r\n    metric: long_share\n    window: 1h\n    above: 1\n",
+            "rules.yaml:5: rule 'r': field 'above': long_share is never above 1",
+        ),
+        (
+            "rules:\n  - name: r\n    metric: long_share\n    window: 1h\n    below: 0.8\n"
+            "    hysteresis: 0.5\n",
+            "rules.yaml:6: rule 'r': field 'hysteresis': recovery at 1.2 is above 1, never met",
+        ),
+        (
+            "rules:\n  - name: r\n    metric: [total_usd]\n    window: 1h\n    above: 1\n",
+            "rules.yaml:3: rule 'r': field 'metric': a list; one of",
+        ),
+        (
             "rules:\n" + GOOD + "    severity: high\n",
             "rules.yaml:6: rule 'r': unknown field 'severity'",
         ),
@@ -175,3 +192,9 @@ def test_all_mistakes_are_reported_at_once() -> None:
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read rules file"):
         load_rules(tmp_path / "missing.yaml", WINDOWS_MS, RESOLUTION_MS)
+
+
+@pytest.mark.parametrize("zero", ["0", "0s", "0m", "00ms"])
+def test_no_cooldown_can_be_written_with_any_unit(zero: str) -> None:
+    (rule,) = parse("rules:\n" + GOOD + f"    cooldown: {zero}\n").rules
+    assert rule.cooldown_ms == 0
