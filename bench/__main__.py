@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.baselines import naive_faust_hopping, raw_consumer_sums
 from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
+from stream.demo import RULES as DEMO_RULES
 from stream.kafka import Topics, client_options
 from stream.localkafka import LocalKafka, free_port
 from stream.schema import LiquidationEvent
@@ -137,16 +138,18 @@ async def worker_counters(session: aiohttp.ClientSession, port: int) -> dict[str
     counters = {}
     for line in text.splitlines():
         name, _, value = line.partition(" ")
-        if name in ("liqstream_worker_events_total", "liqstream_batcher_forwarded"):
+        if name in ("liqstream_worker_events_total", "liqstream_batcher_forwarded_total"):
             counters[name] = float(value)
     return counters
 
 
-async def measure_worker(settings: Settings, count: int, workdir: Path) -> dict[str, float]:
+async def measure_worker(
+    settings: Settings, count: int, workdir: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
     """Events/s through both stages: from the first scrape that sees stage one forward (or
     stage two apply) to the one that sees stage two's count reach `count`; the events forwarded
     before that first scrape are left out of the count."""
-    worker, port = start_worker(settings, workdir, "1s")
+    worker, port = start_worker(settings, workdir, "1s", extra_env)
     first = done = None
     before = 0.0
     try:
@@ -158,7 +161,7 @@ async def measure_worker(settings: Settings, count: int, workdir: Path) -> dict[
                 counters = await worker_counters(session, port)
                 now = time.perf_counter()
                 if counters:
-                    forwarded = counters.get("liqstream_batcher_forwarded", 0.0)
+                    forwarded = counters.get("liqstream_batcher_forwarded_total", 0.0)
                     applied = counters.get("liqstream_worker_events_total", 0.0)
                     if first is None and (forwarded or applied):
                         # events stage one already forwarded count as fully done before
@@ -327,13 +330,21 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        runs: tuple[tuple[str, int], ...] = (("small", count), ("large", big_count))
+        # (label, events, worker environment): the large run once more with the demo's five
+        # rules, on topics of its own (a worker reading batches already forwarded would skip
+        # stage one's work)
+        with_rules = {"LIQSTREAM_RULES_FILE": str(DEMO_RULES)}
+        runs: tuple[tuple[str, int, dict[str, str]], ...] = (
+            ("small", count, {}),
+            ("large", big_count, {}),
+            ("large-rules", big_count, with_rules),
+        )
         if only == "breach-latency":
             runs = ()
         elif only == "throughput":
-            runs = (("large", big_count),)
-        for label, n in runs:
-            prefix = f"bench{int(time.time())}{label}."
+            runs = runs[1:]
+        for label, n, worker_env in runs:
+            prefix = f"bench{int(time.time())}{label.replace('-', '')}."
             settings = load_settings(
                 kafka_bootstrap=bootstrap, topic_prefix=prefix, topic_partitions=3
             )
@@ -348,7 +359,7 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
                     naive_faust_hopping, settings, topic, n, workdir
                 )
                 print(label, "naive faust", run["naive_faust"], flush=True)
-            run["liqstream_worker"] = await measure_worker(settings, n, workdir / label)
+            run["liqstream_worker"] = await measure_worker(settings, n, workdir / label, worker_env)
             print(label, "liqstream worker", run["liqstream_worker"], flush=True)
             run["worker_vs_raw"] = (
                 run["liqstream_worker"]["events_per_s"] / run["raw_aiokafka"]["events_per_s"]

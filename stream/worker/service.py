@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
+from collections.abc import Iterator
 from pathlib import Path
 
 import faust
-from prometheus_client import Gauge
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from stream.collectors.registry import FEEDS
 from stream.config import Settings
@@ -24,6 +25,29 @@ from stream.worker.webhooks import WebhookSink
 log = logging.getLogger(__name__)
 
 
+class BatcherCounters(Collector):
+    """Stage one's plain integer counts, read at scrape time (no lock on the hot path)."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.batcher = batcher
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for name, count, meaning in (
+            (
+                "liqstream_batcher_forwarded",
+                self.batcher.forwarded,
+                "Events forwarded to the batches topic",
+            ),
+            (
+                "liqstream_batcher_duplicates",
+                self.batcher.duplicates,
+                "Events dropped as already forwarded",
+            ),
+            ("liqstream_batcher_rejected", self.batcher.rejected, "Invalid records dead-lettered"),
+        ):
+            yield CounterMetricFamily(name, meaning, value=count)
+
+
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     app = create_app(settings)
     agents = WorkerAgents(app, settings)
@@ -37,13 +61,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
         await feeder.run(asyncio.Event())
 
     batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
-    for name, attribute, meaning in (
-        ("liqstream_batcher_forwarded", "forwarded", "Events forwarded to the batches topic"),
-        ("liqstream_batcher_duplicates", "duplicates", "Events dropped as already forwarded"),
-        ("liqstream_batcher_rejected", "rejected", "Invalid records dead-lettered"),
-    ):
-        gauge = Gauge(name, meaning, registry=agents.registry)
-        gauge.set_function(partial(getattr, batcher, attribute))
+    agents.registry.register(BatcherCounters(batcher))
 
     @app.task
     async def run_batcher() -> None:
