@@ -133,10 +133,13 @@ class Batcher(ConsumerRebalanceListener):
         await self.consumer.start()
 
     async def stop(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
+        """The producer first: batches still in flight (a stop can cut `_forward` short) land
+        before the group hears we left, so the next owner's rebuilt ids include them and the
+        records it reads again, uncommitted, are dropped as forwarded already."""
         if self.producer is not None:
             await self.producer.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
 
     # ConsumerRebalanceListener: the lock makes a revocation wait for the batch in flight, so
     # the next owner starts exactly where this one committed.
