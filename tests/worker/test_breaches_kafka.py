@@ -4,6 +4,7 @@ crossings while the worker is down, and rules reloaded without a restart."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -161,3 +162,36 @@ async def test_worker_refuses_an_invalid_rules_file(
     assert worker.process is not None
     assert worker.process.wait(60) == 1
     assert "rules.yaml:2: rule 'x': unknown field 'abve'" in worker.log_path.read_text()
+
+
+async def test_time_alone_recovers_a_rule_while_no_event_arrives(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """The timer's path: a burst breaches a 10 s rule, then nothing arrives, and the worker
+    publishes the recovery when the burst leaves the window (event_id null)."""
+    settings = worker_settings(kafka_settings)
+    await ensure_topics(settings)
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("rules:\n  - {name: burst, metric: count, window: 10s, above: 5}\n")
+    worker = Worker(settings, tmp_path, "worker")
+    worker.env.update(
+        LIQSTREAM_RULES_FILE=str(rules_file), LIQSTREAM_RESOLUTION="1s", LIQSTREAM_WINDOWS="10s,1h"
+    )
+    worker.start()
+    try:
+        async with Breaches(settings) as breaches:
+            await wait_active(worker)
+            now = int(time.time() * 1000)
+            burst = [dataclasses.replace(e, ts=now) for e in recent_events(8, seed=11)]
+            await produce(settings, burst)
+            breach = await breaches.wait_for("burst", timeout_s=60)
+            assert breach["state"] == "breach" and breach["event_id"] in {e.id for e in burst}
+            deadline = time.monotonic() + 60
+            while len(breaches.of("burst")) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert [r["state"] for r in breaches.of("burst")] == ["breach", "recovered"]
+            recovered = breaches.of("burst")[1]
+            assert recovered["event_id"] is None and recovered["value"] == 0
+            assert recovered["ts"] // 1000 == now // 1000 + 10  # when the burst's second left
+    finally:
+        worker.stop(signal.SIGKILL)
