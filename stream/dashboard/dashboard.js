@@ -1,8 +1,21 @@
 // liqstream dashboard: loads the API once, then follows /api/stream (SSE) and refreshes the
-// views it touches; falls back to polling when the stream is unavailable. No dependencies.
+// views it touches; polls when a proxy refuses the stream. No dependencies.
 "use strict";
 
-const WINDOWS = ["1h", "4h", "12h", "24h"];
+// The cards show these windows where the worker has them (LIQSTREAM_WINDOWS), else its four
+// longest; the tables and the feed use its longest window.
+const PREFERRED = ["1h", "4h", "12h", "24h"];
+let WINDOWS = PREFERRED;
+let LONGEST = "24h";
+let SHORTER = "1h"; // the exchange table's second figure
+function useWindows(configured) {
+  const shown = PREFERRED.filter((w) => configured.includes(w));
+  WINDOWS = shown.length ? shown : configured.slice(-4);
+  LONGEST = configured[configured.length - 1];
+  SHORTER = configured.includes("1h") && LONGEST !== "1h" ? "1h" : configured[0];
+  document.querySelectorAll("[data-longest]").forEach((node) => { node.textContent = LONGEST; });
+  document.querySelectorAll("[data-shorter]").forEach((node) => { node.textContent = SHORTER; });
+}
 const totals = new Map(); // "exchange:coin:window" -> record
 let breaches = [];
 
@@ -52,14 +65,14 @@ function rows(records, first, extra) {
 
 function renderTables() {
   const all = [...totals.values()];
-  const coins = all.filter((r) => r.window === "24h" && r.exchange === null && r.coin !== null)
+  const coins = all.filter((r) => r.window === LONGEST && r.exchange === null && r.coin !== null)
     .sort((a, b) => b.total_usd - a.total_usd).slice(0, 10);
   document.querySelector("#coins tbody").replaceChildren(...rows(coins, (r) => r.coin,
     (r) => (r.largest ? usd(r.largest.notional_usd) + " " + r.largest.side : "")));
-  const venues = all.filter((r) => r.window === "24h" && r.coin === null && r.exchange !== null)
+  const venues = all.filter((r) => r.window === LONGEST && r.coin === null && r.exchange !== null)
     .sort((a, b) => b.total_usd - a.total_usd);
   document.querySelector("#exchanges tbody").replaceChildren(...rows(venues, (r) => r.exchange,
-    (r) => usd((totals.get(`${r.exchange}:*:1h`) || { total_usd: 0 }).total_usd)));
+    (r) => usd((totals.get(`${r.exchange}:*:${SHORTER}`) || { total_usd: 0 }).total_usd)));
 }
 
 function renderFeed(largest) {
@@ -90,8 +103,10 @@ function renderCoverage(venues) {
 }
 
 async function loadAll() {
-  const [t, b, l, c] = await Promise.all([getJSON("/api/totals"), getJSON("/api/breaches"),
-    getJSON("/api/largest?window=24h&limit=15"), getJSON("/api/coverage")]);
+  const t = await getJSON("/api/totals");
+  useWindows(t.windows);
+  const [b, l, c] = await Promise.all([getJSON("/api/breaches"),
+    getJSON(`/api/largest?window=${LONGEST}&limit=15`), getJSON("/api/coverage")]);
   totals.clear();
   for (const r of t.totals) totals.set(key(r), r);
   breaches = b.breaches;
@@ -115,7 +130,7 @@ function follow() {
     soon(async () => {
       renderCards(); renderTables();
       document.getElementById("asof").textContent = "as of " + time(r.as_of);
-      renderFeed((await getJSON("/api/largest?window=24h&limit=15")).largest);
+      renderFeed((await getJSON(`/api/largest?window=${LONGEST}&limit=15`)).largest);
     });
   });
   source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });

@@ -106,7 +106,7 @@ class GlobalView:
         records.sort(
             key=lambda r: (r["exchange"] or "", r["coin"] or "", order.get(r["window"], 99))
         )
-        return {"as_of": now_ms, "totals": records}
+        return {"as_of": now_ms, "windows": list(self.windows), "totals": records}
 
     def query_breaches(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         limit = _limit(params.get("limit"), default=50, most=self.max_breaches)

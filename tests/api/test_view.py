@@ -68,6 +68,7 @@ def view() -> GlobalView:
 
 
 def test_totals_filters_and_the_all_scope(view: GlobalView) -> None:
+    assert view.query_totals({}, NOW)["windows"] == ["5m", "1h", "24h"]  # for the dashboard
     market = view.query_totals({"exchange": "all", "coin": "all"}, NOW)["totals"]
     assert [(r["window"], r["count"]) for r in market] == [("5m", 1), ("24h", 3)]
     btc = view.query_totals({"coin": "btc", "window": "24h"}, NOW)["totals"]

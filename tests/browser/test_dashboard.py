@@ -65,7 +65,8 @@ async def text_becomes(driver, element_id: str, expected: str, timeout_s: float 
     deadline = time.monotonic() + timeout_s
     text = ""
     while time.monotonic() < deadline:
-        text = await asyncio.to_thread(lambda: driver.find_element("id", element_id).text)
+        found = await asyncio.to_thread(lambda: driver.find_elements("id", element_id))
+        text = found[0].text if found else ""  # not rendered yet
         if text == expected:
             return text
         await asyncio.sleep(0.2)
@@ -182,3 +183,46 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@pytest.mark.skipif(
+    not HAVE_BROWSER and not os.environ.get("CI"), reason="chromium not installed here"
+)
+async def test_dashboard_follows_the_configured_windows(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Without 24h (or any window the page prefers), the cards, tables and feed use the
+    worker's own windows instead of showing nothing."""
+    settings = worker_settings(kafka_settings)
+    await ensure_topics(settings)
+    worker = Worker(settings, tmp_path, "w")
+    worker.env["LIQSTREAM_WINDOWS"] = "15m,2h"
+    worker.start()
+    driver = None
+    try:
+        async with Totals(settings) as totals, aiohttp.ClientSession() as session:
+            await wait_active(worker)
+            await produce(settings, recent_events(200, seed=33))
+            deadline = time.monotonic() + 60
+            while totals.latest.get("*:*:2h", {}).get("count") != 200:
+                assert time.monotonic() < deadline, totals.latest.get("*:*:2h")
+                await asyncio.sleep(0.2)
+            url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/totals"
+            params = {"window": "2h", "exchange": "all", "coin": "all"}
+            async with session.get(url, params=params) as response:
+                (market,) = (await response.json())["totals"]
+            driver = await asyncio.to_thread(browser)
+            await asyncio.to_thread(
+                driver.get, f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/"
+            )
+            await text_becomes(driver, "total-2h", usd(market["total_usd"]))
+            body = await asyncio.to_thread(lambda: driver.find_element("tag name", "body").text)
+            page = body.lower()  # headings are upper case by CSS
+            assert "top coins · 2h" in page and "largest liquidations · 2h" in page
+            assert await asyncio.to_thread(lambda: driver.find_elements("id", "card-24h")) == []
+            feed = await asyncio.to_thread(lambda: driver.find_element("id", "feed").text)
+            assert " on " in feed  # the largest orders of the 2h window
+    finally:
+        if driver is not None:
+            await asyncio.to_thread(driver.quit)
+        worker.stop(signal.SIGKILL)
