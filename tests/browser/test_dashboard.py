@@ -61,6 +61,24 @@ async def market_24h(session: aiohttp.ClientSession, worker: Worker) -> dict:
         return (await response.json())["totals"][0]
 
 
+async def shows_the_api(driver, session: aiohttp.ClientSession, worker: Worker) -> None:
+    """The 1h card, every exchange row and every coin row hold the API's numbers."""
+    url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/totals"
+    async with session.get(url, params={"window": "24h"}) as response:
+        day = (await response.json())["totals"]
+    async with session.get(url, params={"window": "1h", "exchange": "all", "coin": "all"}) as r:
+        (hour,) = (await r.json())["totals"]
+    await text_becomes(driver, "total-1h", usd(hour["total_usd"]))
+    for table, part, other in (("exchanges", "exchange", "coin"), ("coins", "coin", "exchange")):
+        text = await asyncio.to_thread(lambda t=table: driver.find_element("id", t).text)
+        lines = {line.split()[0]: line for line in text.splitlines()[1:]}
+        records = [r for r in day if r[part] is not None and r[other] is None]
+        for record in sorted(records, key=lambda r: -r["total_usd"])[:10]:
+            line = lines[record[part]]
+            assert usd(record["total_usd"]) in line and usd(record["long_usd"]) in line, line
+            assert f" {record['count']:,} " in f" {line} ", line
+
+
 async def text_becomes(driver, element_id: str, expected: str, timeout_s: float = 60) -> str:
     deadline = time.monotonic() + timeout_s
     text = ""
@@ -107,6 +125,7 @@ async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None =
             assert "market-1h-busy" in alerts
             coins = await asyncio.to_thread(lambda: driver.find_element("id", "coins").text)
             assert "BTC" in coins
+            await shows_the_api(driver, session, worker)
             if screenshot is not None:
                 await asyncio.sleep(1)
                 await asyncio.to_thread(driver.save_screenshot, str(screenshot))
