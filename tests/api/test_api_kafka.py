@@ -67,8 +67,15 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
     settings = worker_settings(kafka_settings)
     await ensure_topics(settings)
     topics = Topics.with_prefix(settings.topic_prefix)
-    one = Worker(settings, tmp_path, "one").start()
-    two = Worker(settings, tmp_path, "two")
+    rules = tmp_path / "rules.yaml"  # so that /api/breaches has something to agree on
+    rules.write_text(
+        "rules:\n  - {name: busy, metric: count, window: 1h, above: 500}\n"
+        "  - {name: whale, metric: single_usd, above: 100000}\n"
+    )
+    one, two = Worker(settings, tmp_path, "one"), Worker(settings, tmp_path, "two")
+    for worker in (one, two):
+        worker.env["LIQSTREAM_RULES_FILE"] = str(rules)
+    one.start()
     events = recent_events(1_000, seed=21)
     now = int(time.time() * 1000)
     status = {"exchange": "okx", "feed": "okx", "state": "connected", "ts": now, "url": "ws://x"}
@@ -107,6 +114,8 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
             for path, a, b in answers:
                 assert a == b, path
                 assert a[0] == 200, path
+            breaches = answers[-1][1][1]["breaches"]
+            assert {r["rule"] for r in breaches} == {"busy", "whale"}, breaches
             market = answers[1][1][1]["totals"]
             assert [r["count"] for r in market] == [1_000]
             biggest = max(events, key=lambda e: (e.notional_usd, -e.ts))
@@ -152,6 +161,8 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
                         data = await response.content.readline()
                         record = json.loads(data[6:])
                         if kind == "breach":
+                            if record["rule"] != "r":
+                                continue  # the worker's own rules at work
                             assert record == breach
                         if kind == "status":
                             assert record["state"] == "disconnected"
@@ -159,7 +170,7 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
                 assert seen == {"breach", "status", "totals"}
             deadline = time.monotonic() + 30
             while True:  # worker one reads the breach on its own
-                code, body = await get(session, one, "/api/breaches")
+                code, body = await get(session, one, "/api/breaches", rule="r")
                 if body["breaches"] or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
