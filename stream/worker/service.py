@@ -25,27 +25,16 @@ from stream.worker.webhooks import WebhookSink
 log = logging.getLogger(__name__)
 
 
-class BatcherCounters(Collector):
-    """Stage one's plain integer counts, read at scrape time (no lock on the hot path)."""
+class PlainCounters(Collector):
+    """Plain integer counts kept on hot-path objects, exported as counters at scrape time
+    (no Prometheus call per event). Each entry: (metric name, object, attribute, meaning)."""
 
-    def __init__(self, batcher: Batcher) -> None:
-        self.batcher = batcher
+    def __init__(self, counts: tuple[tuple[str, object, str, str], ...]) -> None:
+        self.counts = counts
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        for name, count, meaning in (
-            (
-                "liqstream_batcher_forwarded",
-                self.batcher.forwarded,
-                "Events forwarded to the batches topic",
-            ),
-            (
-                "liqstream_batcher_duplicates",
-                self.batcher.duplicates,
-                "Events dropped as already forwarded",
-            ),
-            ("liqstream_batcher_rejected", self.batcher.rejected, "Invalid records dead-lettered"),
-        ):
-            yield CounterMetricFamily(name, meaning, value=count)
+        for name, owner, attribute, meaning in self.counts:
+            yield CounterMetricFamily(name, meaning, value=getattr(owner, attribute))
 
 
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
@@ -61,7 +50,16 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
         await feeder.run(asyncio.Event())
 
     batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
-    agents.registry.register(BatcherCounters(batcher))
+    agents.registry.register(
+        PlainCounters(
+            (
+                ("liqstream_batcher_forwarded", batcher, "forwarded", "Events forwarded"),
+                ("liqstream_batcher_duplicates", batcher, "duplicates", "Events already seen"),
+                ("liqstream_batcher_rejected", batcher, "rejected", "Invalid, dead-lettered"),
+                ("liqstream_view_unreadable", feeder, "unreadable", "Records the API skipped"),
+            )
+        )
+    )
 
     @app.task
     async def run_batcher() -> None:
