@@ -18,6 +18,7 @@ from stream.rules.evaluator import RuleEvaluator
 from stream.rules.model import RuleSet
 from stream.schema import event_from_json
 from stream.worker.aggregation import Aggregation
+from stream.worker.dedup import SeenIds
 
 
 def normalize_lines(
@@ -57,7 +58,7 @@ def report_lines(
     lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, at_ms: int | None
 ) -> dict:
     """`liqstream report`: the worker's own aggregation, run once over stdin's events."""
-    events = list(_events(lines, err))
+    events = list(_events(lines, err, settings.resolution_ms))
     report, rejects = build_report(events, at_ms, settings.windows_ms, settings.resolution_ms)
     for event, reason in rejects:
         err.write(orjson.dumps({"id": event["id"], "reason": reason}).decode() + "\n")
@@ -81,7 +82,7 @@ def detect_lines(
 ) -> int:
     """`liqstream detect`: the worker's rule evaluator over stdin's events (in time order);
     returns the number of records written. The clock is the latest event time seen."""
-    events = _events(lines, err)
+    events = _events(lines, err, settings.resolution_ms)
     detector = Detector(rules, settings.windows_ms, settings.resolution_ms)
     written = 0
     for event in events:
@@ -112,10 +113,10 @@ class Detector:
         return self.evaluator.drain()
 
 
-def _events(lines: Iterable[str], err: TextIO) -> Iterable[dict]:
-    """Valid events, each once as the worker counts it (the same venue's id twice is one
-    event); invalid and duplicate lines are reported on `err` with their line number."""
-    seen: set[tuple[str, str]] = set()
+def _events(lines: Iterable[str], err: TextIO, resolution_ms: int) -> Iterable[dict]:
+    """Valid events, each once as the worker counts it (an id its venue sent before, within
+    the same bucket, is a repeat); invalid and repeated lines are named on `err`."""
+    seen = SeenIds(resolution_ms, horizon_ms=0)  # offline: nothing expires
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -125,9 +126,8 @@ def _events(lines: Iterable[str], err: TextIO) -> Iterable[dict]:
             record = {"line": number, "reason": exc.reason, "detail": exc.detail}
             err.write(orjson.dumps(record).decode() + "\n")
             continue
-        if (event.exchange, event.id) in seen:
+        if not seen.add(event.exchange, event.id, event.ts):
             record = {"line": number, "reason": "duplicate", "detail": f"id {event.id}"}
             err.write(orjson.dumps(record).decode() + "\n")
             continue
-        seen.add((event.exchange, event.id))
         yield event.to_dict()

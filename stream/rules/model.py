@@ -222,7 +222,8 @@ class _Checker:
         cooldown_ms = 0
         if "cooldown" in fields:
             raw = _scalar(fields["cooldown"][1])
-            if not _ZERO_DURATION.fullmatch(str(raw).strip()):
+            no_cooldown = _number(raw) == 0 or _ZERO_DURATION.fullmatch(str(raw).strip())
+            if not no_cooldown:
                 try:
                     cooldown_ms = parse_duration_ms(str(raw))
                 except ValueError as exc:

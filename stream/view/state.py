@@ -46,7 +46,12 @@ class GlobalView:
 
     # -- input --------------------------------------------------------------------------
     def add_totals(self, key: str, record: dict[str, Any] | None) -> None:
-        """The latest record per key; an empty window or a tombstone removes the key."""
+        """The latest record per key; an empty window or a tombstone removes the key.
+        Raises ValueError for a record not shaped like a totals record (kept out)."""
+        if record is not None:
+            _require(record, _TOTALS_SHAPE, "totals")
+            if record["largest"] is not None:
+                _require(record["largest"], _LARGEST_SHAPE, "largest order")
         if record is None or not record.get("count"):
             self.totals.pop(key, None)
         else:
@@ -55,7 +60,9 @@ class GlobalView:
     def add_breach(self, record: dict[str, Any]) -> bool:
         """Kept in time order, the newest `max_breaches`: the same set and order on every
         worker, whatever order it read the topic's partitions in. False when already held
-        (the topic read again after a reconnect)."""
+        (the topic read again after a reconnect). Raises ValueError for a record not shaped
+        like a breach record: one would break the ordering for every later one."""
+        _require(record, _BREACH_SHAPE, "breach")
         order = _breach_order(record)
         at = bisect.bisect_left(self.breaches, order, key=_breach_order)
         same_order = at
@@ -74,6 +81,7 @@ class GlobalView:
             coverage = self.coverage[name] = FeedCoverage(record.get("exchange", "?"), name)
         state = record.get("state")
         if state == "gap":
+            _require(record, _GAP_SHAPE, "gap")
             gap = {"start": record["gap_start"], "end": record["gap_end"]}
             if gap not in coverage.gaps:  # the topic read again after a reconnect
                 coverage.gaps.append(gap)
@@ -91,9 +99,11 @@ class GlobalView:
             raise BadRequest(
                 f"unknown exchange {exchange!r}; one of {', '.join(sorted(EXCHANGES))}"
             )
-        coin = _scope_param(params.get("coin"))
-        if coin not in (_ANY, None):
-            coin = canonical_coin(coin)[0]  # as venues name it: XBT is BTC, 1000PEPE is PEPE
+        coin = _scope_param(params.get("coin"), lower=False)
+        if coin not in (_ANY, None):  # as venues name it: XBT is BTC, 1000PEPE and kPEPE PEPE
+            coin = canonical_coin(coin if coin[:1] == "k" and coin[1:].isupper() else coin.upper())[
+                0
+            ]
         _no_other(params, {"window", "exchange", "coin"})
         records = [
             record
@@ -181,7 +191,40 @@ def _breach_order(record: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _scope_param(value: str | None) -> Any:
+_TEXT_OR_NONE = (str, type(None))
+_NUMBER = (int, float)
+_TOTALS_SHAPE = {
+    "exchange": _TEXT_OR_NONE,
+    "coin": _TEXT_OR_NONE,
+    "window": (str,),
+    "as_of": (int,),
+    "count": (int,),
+    "total_usd": _NUMBER,
+    "long_usd": _NUMBER,
+    "short_usd": _NUMBER,
+    "largest": (dict, type(None)),
+}
+_LARGEST_SHAPE = {"id": (str,), "notional_usd": _NUMBER, "ts": (int,)}
+_BREACH_SHAPE = {
+    "rule": (str,),
+    "state": (str,),
+    "ts": (int,),
+    "exchange": _TEXT_OR_NONE,
+    "coin": _TEXT_OR_NONE,
+    "event_id": _TEXT_OR_NONE,
+}
+_GAP_SHAPE = {"gap_start": (int,), "gap_end": (int,)}
+
+
+def _require(record: dict[str, Any], shape: Mapping[str, tuple[type, ...]], what: str) -> None:
+    """The fields the view sorts, sums or filters on, with their types."""
+    for name, types in shape.items():
+        value = record.get(name)
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise ValueError(f"not a {what} record: {name}={value!r}")
+
+
+def _scope_param(value: str | None, *, lower: bool = True) -> Any:
     if value is None:
         return _ANY
     value = value.strip()
@@ -189,7 +232,7 @@ def _scope_param(value: str | None) -> Any:
         raise BadRequest("an empty exchange or coin filter; leave it out, or use `all`")
     if value in ("*", "all"):
         return None
-    return value.lower()
+    return value.lower() if lower else value
 
 
 def _limit(value: str | None, *, default: int, most: int) -> int:

@@ -35,6 +35,7 @@ from stream.config import Settings
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
 from stream.schema import decode_canonical, event_from_json
+from stream.worker.dedup import SeenIds
 from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)
@@ -46,39 +47,6 @@ FUTURE_MARGIN_MS = 5 * 60_000
 MAX_BATCH_BYTES = 512 * 1024
 MAX_EVENT_BYTES = 16 * 1024
 DEAD_PAYLOAD_CHARS = 4_096
-
-
-class SeenIds:
-    """Ids of forwarded events, grouped by time bucket so that memory follows the window.
-
-    Each id is kept as the 64-bit hash of (exchange, id): about 60 bytes a day-long entry
-    instead of 110 for the string. The process rebuilds the set itself on every assignment,
-    so Python's per-process hash seed does no harm. Two ids of one minute colliding (one of the
-    events would be dropped) has odds of n^2 / 2^65 for n ids: 3 in 10^12 at 10,000 a minute.
-    """
-
-    def __init__(self, resolution_ms: int, horizon_ms: int) -> None:
-        self.resolution_ms = resolution_ms
-        self.horizon_ms = horizon_ms
-        self._by_bucket: dict[int, set[int]] = {}
-
-    def add(self, exchange: str, event_id: str, ts_ms: int) -> bool:
-        """True if `event_id` (ids are per venue) was not seen before, and remember it."""
-        bucket = ts_ms // self.resolution_ms
-        ids = self._by_bucket.get(bucket)
-        if ids is None:
-            ids = self._by_bucket[bucket] = set()
-        size = len(ids)
-        ids.add(hash((exchange, event_id)))  # one lookup: the set grew only if the id was new
-        return len(ids) > size
-
-    def expire(self, now_ms: int) -> None:
-        oldest = (now_ms - self.horizon_ms) // self.resolution_ms
-        for bucket in [b for b in self._by_bucket if b < oldest]:
-            del self._by_bucket[bucket]
-
-    def __len__(self) -> int:
-        return sum(len(ids) for ids in self._by_bucket.values())
 
 
 def batch_value(source_partition: int, raw_events: Iterable[bytes]) -> bytes:
@@ -152,6 +120,9 @@ class Batcher(ConsumerRebalanceListener):
         # the lock keeps them waiting until the memory of forwarded ids is complete.
         async with self._lock:
             await self.rebuild_seen()
+        # The ids live for a day: keep the collector from walking them (after the rebuild
+        # returned, so the reader it used is garbage collected, not frozen).
+        freeze_long_lived()
 
     async def _batch_partitions(self) -> list[TopicPartition]:
         admin = AIOKafkaAdminClient(**client_options(self.settings))
@@ -196,7 +167,6 @@ class Batcher(ConsumerRebalanceListener):
                         remaining.discard(tp)
         finally:
             await reader.stop()
-        freeze_long_lived()  # the ids live for a day: keep the collector from walking them
         log.info("batcher remembers %d forwarded event ids", len(self.seen))
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import Any
 
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
@@ -35,11 +35,8 @@ def bigger(a: Largest, b: Largest) -> bool:
 
 
 @lru_cache(maxsize=65_536)
-@cache
 def scopes_of(exchange: str, coin: str) -> tuple[str, str, str, str]:
-    """The four scopes an event counts in: all, coin, exchange, exchange and coin.
-
-    Cached: called per event, with a few hundred distinct pairs at most."""
+    """The four scopes an event counts in: all, coin, exchange, exchange and coin."""
     return ("*|*", f"*|{coin}", f"{exchange}|*", f"{exchange}|{coin}")
 
 

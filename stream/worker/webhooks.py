@@ -49,7 +49,7 @@ class WebhookSink:
         self.settings = settings
         self.topic = topic
         self.group_id = group_id
-        self.urls = settings.webhook_url_list
+        self.urls = list(dict.fromkeys(settings.webhook_url_list))  # each URL once
         self.wait_initial_s = wait_initial_s
         self.ready = asyncio.Event()  # partitions assigned: records from now on are posted
         self.delivered = Counter(
@@ -72,7 +72,7 @@ class WebhookSink:
                 for n, (url, ready) in enumerate(zip(self.urls, assigned, strict=True))
             ]
             waiting = asyncio.gather(*(ready.wait() for ready in assigned))
-            waiting.add_done_callback(lambda _: self.ready.set())
+            waiting.add_done_callback(self._all_assigned)
             stopped = asyncio.create_task(stop.wait())
             try:
                 await asyncio.wait([*loops, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -84,6 +84,10 @@ class WebhookSink:
             for result in results:  # a loop that ended by itself failed: say so
                 if isinstance(result, Exception):
                     raise result
+
+    def _all_assigned(self, waiting: asyncio.Future[Any]) -> None:
+        if not waiting.cancelled():  # cancelled at a stop: not ready, just done
+            self.ready.set()
 
     def group_of(self, url: str) -> str:
         """The URL's own consumer group: stable across restarts and the order of URLs."""

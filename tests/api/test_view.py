@@ -77,7 +77,8 @@ def test_totals_filters_and_the_all_scope(view: GlobalView) -> None:
         ("binance", "BTC"),
         ("okx", "BTC"),
     ]
-    assert view.query_totals({"coin": "XBT", "window": "24h"}, NOW)["totals"] == btc  # BitMEX's
+    for alias in ("XBT", "xbt", "1000BTC", "1000btc", "kBTC"):  # as venues name coins
+        assert view.query_totals({"coin": alias, "window": "24h"}, NOW)["totals"] == btc, alias
     okx = view.query_totals({"exchange": "OKX", "coin": "*"}, NOW)["totals"]
     assert [(r["exchange"], r["coin"]) for r in okx] == [("okx", None)]
 
@@ -211,12 +212,17 @@ def test_records_the_view_cannot_read_are_skipped_not_fatal() -> None:
         (topics.status, b"okx", b'{"feed": "okx", "state": "gap"}'),  # no gap_start
         (topics.totals, b"*:*:24h", b"[1, 2]"),  # JSON, not an object
         (topics.breaches, b"r", b'"a string"'),
+        (topics.totals, b"x", b'{"count": 1}'),  # an object, not a totals record
+        (topics.breaches, b"r", b'{"rule": "r", "state": "breach", "ts": "5"}'),
         (topics.totals, b"*:*:24h", b"{not json"),
         (topics.totals, key(good).encode(), orjson.dumps(good)),
     ]:
         f._apply(topic, record_key, value)
-    assert f.unreadable == 4
+    assert f.unreadable == 6
     assert f.view.query_totals({"coin": "BTC"}, NOW)["totals"] == [good]
+    breach = {"rule": "r", "state": "breach", "ts": NOW, "exchange": None, "coin": None}
+    f._apply(topics.breaches, b"r", orjson.dumps({**breach, "event_id": None}))
+    assert f.view.query_breaches({}, NOW)["breaches"] == [{**breach, "event_id": None}]
 
 
 async def test_a_subscriber_that_fell_behind_gets_its_stream_closed() -> None:

@@ -194,7 +194,7 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_rules(tmp_path / "missing.yaml", WINDOWS_MS, RESOLUTION_MS)
 
 
-@pytest.mark.parametrize("zero", ["0", "0s", "0m", "00ms"])
+@pytest.mark.parametrize("zero", ["0", "0.0", "0s", "0m", "00ms"])
 def test_no_cooldown_can_be_written_with_any_unit(zero: str) -> None:
     (rule,) = parse("rules:\n" + GOOD + f"    cooldown: {zero}\n").rules
     assert rule.cooldown_ms == 0

@@ -15,7 +15,8 @@ from bench.synthetic import synthetic_events
 from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
-from stream.worker.batcher import Batcher, SeenIds, batch_value
+from stream.worker.batcher import Batcher, batch_value
+from stream.worker.dedup import SeenIds
 from tests.collectors.kafka_helpers import consume_until
 
 

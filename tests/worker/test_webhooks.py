@@ -124,3 +124,13 @@ def test_webhook_urls_must_be_http() -> None:
         load_settings(webhook_urls="ftp://example.com/hook")
     assert "LIQSTREAM_WEBHOOK_URLS" in str(error.value)
     assert "ftp://example.com" not in str(error.value)  # secret: not echoed
+
+
+def test_a_url_listed_twice_gets_one_loop_and_one_group() -> None:
+    """Two loops in one consumer group would share one partition: one would never start."""
+    settings = load_settings(
+        webhook_urls="https://a.example/h,https://b.example/h,https://a.example/h"
+    )
+    sink = WebhookSink(settings, "breaches", "g", CollectorRegistry())
+    assert sink.urls == ["https://a.example/h", "https://b.example/h"]
+    assert len({sink.group_of(url) for url in sink.urls}) == 2
