@@ -30,3 +30,10 @@ def canonical_coin(base: str) -> tuple[str, int]:
         base = base[1:]
     coin = base.upper()
     return _ALIASES.get(coin, coin), units
+
+
+def coin_named(text: str) -> str:
+    """The coin a person means, in any case, by a venue's name for it: `xbt`, `1000pepe` and
+    `kPEPE` (Hyperliquid's kilo prefix, the one case-sensitive form) are BTC and PEPE."""
+    text = text.strip()
+    return canonical_coin(text if text[:1] == "k" and text[1:].isupper() else text.upper())[0]

@@ -17,6 +17,7 @@ import yaml
 
 from stream.config import parse_duration_ms
 from stream.errors import ConfigError
+from stream.symbols import coin_named
 
 Metric = Literal["total_usd", "long_usd", "short_usd", "count", "long_share", "single_usd"]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
@@ -295,8 +296,7 @@ class _Checker:
                         f"{_known(known)}",
                     )
             elif key == "coin" and value != EACH:
-                value = value.upper()
-                value = "BTC" if value == "XBT" else value
+                value = coin_named(value)
             values[key] = value
         return values["exchange"], values["coin"]
 

@@ -8,12 +8,12 @@ once it has read them, whichever worker owns the aggregation.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from stream.schema import EXCHANGES
-from stream.symbols import canonical_coin
+from stream.symbols import coin_named
 
 DAY_MS = 86_400_000
 
@@ -94,16 +94,8 @@ class GlobalView:
     # -- queries ------------------------------------------------------------------------
     def query_totals(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         window = self._window(params.get("window"), required=False)
-        exchange = _scope_param(params.get("exchange"))
-        if exchange not in (_ANY, None) and exchange not in EXCHANGES:
-            raise BadRequest(
-                f"unknown exchange {exchange!r}; one of {', '.join(sorted(EXCHANGES))}"
-            )
-        coin = _scope_param(params.get("coin"), lower=False)
-        if coin not in (_ANY, None):  # as venues name it: XBT is BTC, 1000PEPE and kPEPE PEPE
-            coin = canonical_coin(coin if coin[:1] == "k" and coin[1:].isupper() else coin.upper())[
-                0
-            ]
+        exchange = _scope_param(params.get("exchange"), _exchange)
+        coin = _scope_param(params.get("coin"), coin_named)
         _no_other(params, {"window", "exchange", "coin"})
         records = [
             record
@@ -224,7 +216,8 @@ def _require(record: dict[str, Any], shape: Mapping[str, tuple[type, ...]], what
             raise ValueError(f"not a {what} record: {name}={value!r}")
 
 
-def _scope_param(value: str | None, *, lower: bool = True) -> Any:
+def _scope_param(value: str | None, name: Callable[[str], str]) -> Any:
+    """_ANY when absent, None for the all-scope, else the value as `name` reads it."""
     if value is None:
         return _ANY
     value = value.strip()
@@ -232,7 +225,14 @@ def _scope_param(value: str | None, *, lower: bool = True) -> Any:
         raise BadRequest("an empty exchange or coin filter; leave it out, or use `all`")
     if value in ("*", "all"):
         return None
-    return value.lower() if lower else value
+    return name(value)
+
+
+def _exchange(value: str) -> str:
+    exchange = value.lower()
+    if exchange not in EXCHANGES:
+        raise BadRequest(f"unknown exchange {exchange!r}; one of {', '.join(sorted(EXCHANGES))}")
+    return exchange
 
 
 def _limit(value: str | None, *, default: int, most: int) -> int:
