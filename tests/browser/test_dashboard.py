@@ -7,11 +7,14 @@ page with demo-like data for the README."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -91,48 +94,63 @@ async def text_becomes(driver, element_id: str, expected: str, timeout_s: float 
     raise AssertionError(f"#{element_id} shows {text!r}, not {expected!r}")
 
 
-async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None = None) -> None:
-    """Worker + sample events + the page; checks what it shows (and optionally saves it)."""
+@contextlib.asynccontextmanager
+async def served(
+    settings: Settings, tmp_path: Path, env: dict[str, str]
+) -> AsyncIterator[tuple[Worker, Totals, aiohttp.ClientSession, Callable[[], Awaitable[Any]]]]:
+    """A worker (with `env`) that owns the aggregation, its totals topic being read, an HTTP
+    session, and `open_page()` for a browser on its dashboard; all stopped afterwards."""
     await ensure_topics(settings)
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
     worker = Worker(settings, tmp_path, "w")
-    worker.env["LIQSTREAM_RULES_FILE"] = str(rules)
-    worker.env["LIQSTREAM_WINDOWS"] = settings.windows
+    worker.env.update(env)
     worker.start()
-    driver = None
+    drivers: list[Any] = []
+
+    async def open_page() -> Any:
+        driver = await asyncio.to_thread(browser)
+        drivers.append(driver)
+        await asyncio.to_thread(driver.get, f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/")
+        return driver
+
     try:
         async with Totals(settings) as totals, aiohttp.ClientSession() as session:
             await wait_active(worker)
-            await produce(settings, recent_events(500, seed=31))
-            await totals.wait_for_count(500)
-            driver = await asyncio.to_thread(browser)
-            base = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/"
-            await asyncio.to_thread(driver.get, base)
-            first = await market_24h(session, worker)
-            await text_becomes(driver, "total-24h", usd(first["total_usd"]))
-
-            await produce(settings, recent_events(300, seed=32))  # crosses the rule
-            await totals.wait_for_count(800)
-            second = await market_24h(session, worker)
-            assert second["count"] == 800
-            await text_becomes(driver, "total-24h", usd(second["total_usd"]))  # no reload
-            alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
-            deadline = time.monotonic() + 30
-            while "market-1h-busy" not in alerts and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
-            assert "market-1h-busy" in alerts
-            coins = await asyncio.to_thread(lambda: driver.find_element("id", "coins").text)
-            assert "BTC" in coins
-            await shows_the_api(driver, session, worker)
-            if screenshot is not None:
-                await asyncio.sleep(1)
-                await asyncio.to_thread(driver.save_screenshot, str(screenshot))
+            yield worker, totals, session, open_page
     finally:
-        if driver is not None:
+        for driver in drivers:
             await asyncio.to_thread(driver.quit)
         worker.stop(signal.SIGKILL)
+
+
+async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None = None) -> None:
+    """Worker + sample events + the page; checks what it shows (and optionally saves it)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    env = {"LIQSTREAM_RULES_FILE": str(rules), "LIQSTREAM_WINDOWS": settings.windows}
+    async with served(settings, tmp_path, env) as (worker, totals, session, open_page):
+        await produce(settings, recent_events(500, seed=31))
+        await totals.wait_for_count(500)
+        driver = await open_page()
+        first = await market_24h(session, worker)
+        await text_becomes(driver, "total-24h", usd(first["total_usd"]))
+
+        await produce(settings, recent_events(300, seed=32))  # crosses the rule
+        await totals.wait_for_count(800)
+        second = await market_24h(session, worker)
+        assert second["count"] == 800
+        await text_becomes(driver, "total-24h", usd(second["total_usd"]))  # no reload
+        alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
+        deadline = time.monotonic() + 30
+        while "market-1h-busy" not in alerts and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            alerts = await asyncio.to_thread(lambda: driver.find_element("id", "alerts").text)
+        assert "market-1h-busy" in alerts
+        coins = await asyncio.to_thread(lambda: driver.find_element("id", "coins").text)
+        assert "BTC" in coins
+        await shows_the_api(driver, session, worker)
+        if screenshot is not None:
+            await asyncio.sleep(1)
+            await asyncio.to_thread(driver.save_screenshot, str(screenshot))
 
 
 @pytest.mark.skipif(
@@ -213,35 +231,26 @@ async def test_dashboard_follows_the_configured_windows(
     """Without 24h (or any window the page prefers), the cards, tables and feed use the
     worker's own windows instead of showing nothing."""
     settings = worker_settings(kafka_settings)
-    await ensure_topics(settings)
-    worker = Worker(settings, tmp_path, "w")
-    worker.env["LIQSTREAM_WINDOWS"] = "15m,2h"
-    worker.start()
-    driver = None
-    try:
-        async with Totals(settings) as totals, aiohttp.ClientSession() as session:
-            await wait_active(worker)
-            await produce(settings, recent_events(200, seed=33))
-            deadline = time.monotonic() + 60
-            while totals.latest.get("*:*:2h", {}).get("count") != 200:
-                assert time.monotonic() < deadline, totals.latest.get("*:*:2h")
-                await asyncio.sleep(0.2)
-            url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/totals"
-            params = {"window": "2h", "exchange": "all", "coin": "all"}
-            async with session.get(url, params=params) as response:
-                (market,) = (await response.json())["totals"]
-            driver = await asyncio.to_thread(browser)
-            await asyncio.to_thread(
-                driver.get, f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/"
-            )
-            await text_becomes(driver, "total-2h", usd(market["total_usd"]))
-            body = await asyncio.to_thread(lambda: driver.find_element("tag name", "body").text)
-            page = body.lower()  # headings are upper case by CSS
-            assert "top coins · 2h" in page and "largest liquidations · 2h" in page
-            assert await asyncio.to_thread(lambda: driver.find_elements("id", "card-24h")) == []
-            feed = await asyncio.to_thread(lambda: driver.find_element("id", "feed").text)
-            assert " on " in feed  # the largest orders of the 2h window
-    finally:
-        if driver is not None:
-            await asyncio.to_thread(driver.quit)
-        worker.stop(signal.SIGKILL)
+    async with served(settings, tmp_path, {"LIQSTREAM_WINDOWS": "15m,2h"}) as (
+        worker,
+        totals,
+        session,
+        open_page,
+    ):
+        await produce(settings, recent_events(200, seed=33))
+        deadline = time.monotonic() + 60
+        while totals.latest.get("*:*:2h", {}).get("count") != 200:
+            assert time.monotonic() < deadline, totals.latest.get("*:*:2h")
+            await asyncio.sleep(0.2)
+        url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/totals"
+        params = {"window": "2h", "exchange": "all", "coin": "all"}
+        async with session.get(url, params=params) as response:
+            (market,) = (await response.json())["totals"]
+        driver = await open_page()
+        await text_becomes(driver, "total-2h", usd(market["total_usd"]))
+        body = await asyncio.to_thread(lambda: driver.find_element("tag name", "body").text)
+        page = body.lower()  # headings are upper case by CSS
+        assert "top coins · 2h" in page and "largest liquidations · 2h" in page
+        assert await asyncio.to_thread(lambda: driver.find_elements("id", "card-24h")) == []
+        feed = await asyncio.to_thread(lambda: driver.find_element("id", "feed").text)
+        assert " on " in feed  # the largest orders of the 2h window
