@@ -66,6 +66,7 @@ class FeedConnection:
                     max_size=MAX_MESSAGE_BYTES,
                     open_timeout=OPEN_TIMEOUT_S,
                     close_timeout=5,
+                    additional_headers=feed.handshake_headers or None,
                 ) as ws:
                     await self._subscribe(ws)
                     self.connections += 1

@@ -105,3 +105,5 @@ class Feed:
     render: Callable[[Instrument, str, float, float, int, int], str] | None = None
     notes: str = ""
     lower_bound: bool = False  # the venue samples its liquidations: totals are a floor
+    # HTTP headers the venue wants on the websocket handshake (Gate's X-Gate-Size-Decimal).
+    handshake_headers: tuple[tuple[str, str], ...] = ()
