@@ -9,16 +9,22 @@ tardis-node reads the same topic since its 2026-04 Bitget V3 switch). Subscribe
 record with the highest liquidation quantity for long and short positions respectively per
 trading pair": at most two records per pair and second, so totals are a lower bound.
 
-Decisions on points the documentation leaves **unconfirmed**:
+Units and side:
+- `amount` is the liquidated value in the **quote currency** (USDT, USDC; USD for coin-futures),
+  not coins. A live frame (tardis-node's tests, 2026-04-28): APEUSDT price 0.1649, amount
+  13.70319 = 83.1 APE, a whole 0.1 lot; the documented BTCUSDT example (price 89000, amount
+  37.722858) is 0.000424 BTC. Tucsky/aggr's Bitget adapter reads it so ("liquidation amount
+  unit is quote coin"). So USD = amount and coins = amount / price. Coin-futures (BTCUSD) are
+  quoted in USD and their sizes are USD values too (aggr reads coin-futures trade sizes as
+  quote value), so the same rule holds there: USD = amount, coins = amount / price.
 - `side` is the position side (`buy` = a long liquidated): the channel reports liquidations
-  "for long and short positions respectively", and tardis-node reads it so.
-- `amount` is the quantity in coins ("highest liquidation quantity"; tardis-node reads it as
-  the base amount), so USD = amount x price, for coin-margined contracts too.
+  "for long and short positions respectively", and tardis-node and aggr read it so.
 No id is given: events get the deterministic hash id.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -92,7 +98,8 @@ def _event(
     symbol = item["symbol"]
     instrument = instruments.get(symbol) or instrument_from_symbol(symbol, inst_type)
     wire_price = _number(item["price"])
-    amount = _number(item["amount"])
+    amount_quote = _number(item["amount"])  # quote currency (USDT, USDC or USD), not coins
+    lots = amount_quote / wire_price if wire_price > 0 else math.nan
     return make_event(
         exchange=EXCHANGE,
         symbol=symbol,
@@ -101,8 +108,8 @@ def _event(
         contract_type=instrument.contract_type,
         side=_POSITION_SIDE.get(str(item.get("side")), ""),
         price=wire_price / instrument.units,
-        quantity=amount * instrument.units,
-        notional_usd=amount * wire_price,
+        quantity=lots * instrument.units,
+        notional_usd=amount_quote,
         ts=_ts(item.get("ts")),
         received_ts=received_ts,
     )
@@ -154,7 +161,7 @@ def render(
         "symbol": instrument.symbol,
         "side": _WIRE_SIDE[side],
         "price": repr(price * instrument.units),
-        "amount": repr(coins / instrument.units),
+        "amount": repr(price * coins),  # quote currency
         "ts": str(ts_ms),
     }
     frame = {
@@ -184,8 +191,8 @@ FEEDS: tuple[Feed, ...] = (
         lower_bound=True,
         notes=(
             "per pair and second only the largest long and the largest short liquidation are"
-            " published: totals are a lower bound; side and amount units unconfirmed by Bitget"
-            " (read as position side and coins)"
+            " published: totals are a lower bound; amount is quote currency (USD value),"
+            " side the position side"
         ),
     ),
 )

@@ -1,4 +1,4 @@
-"""Bitget UTA liquidation topic: position side, amounts in coins, three product types."""
+"""Bitget UTA liquidation topic: position side, amounts in quote currency, three product types."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stream.collectors import bitget
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
-from tests.collectors.venue_helpers import assert_round_trip
+from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bitget"
 RECEIVED = 1_736_371_335_000
@@ -29,7 +29,8 @@ def test_feed() -> None:
     assert FEED.url == "wss://ws.bitget.com/v3/ws/public"
     assert not FEED.needs_symbols
     assert (FEED.ping_text, FEED.ping_interval_s) == ("ping", 30.0)
-    assert "lower bound" in FEED.notes and "unconfirmed" in FEED.notes
+    assert "lower bound" in FEED.notes and "quote currency" in FEED.notes
+    assert FEED.lower_bound
 
 
 def test_subscribe_every_product_type() -> None:
@@ -50,23 +51,57 @@ def test_fake_server_acks_and_pongs() -> None:
         assert parsed.events == [] and parsed.rejects == []
 
 
+def test_live_push_amount_is_quote_currency() -> None:
+    """Captured live by tardis-node (2026-04-28): the amount is USDT, not coins."""
+    parsed = FEED.parse(frame("push_live_2026-04-28.json"), SNAPSHOT, RECEIVED)
+    assert parsed.rejects == []
+    ape, ip = parsed.events
+    # APEUSDT buy = a long died; 13.70319 USDT / 0.1649 = 83.1 APE (a whole 0.1 lot), $13.70319.
+    assert_event(
+        ape,
+        exchange="bitget",
+        symbol="APEUSDT",
+        coin="APE",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=0.1649,
+        quantity=83.1,
+        notional_usd=13.70319,
+        ts=1777358886549,
+    )
+    # IPUSDT buy: 143.330431857868 USDT / 0.500280739469 = 286.5 IP, $143.330431857868.
+    assert_event(
+        ip,
+        symbol="IPUSDT",
+        coin="IP",
+        side="long",
+        price=0.500280739469,
+        quantity=286.5,
+        notional_usd=143.330431857868,
+        ts=1777358876983,
+    )
+
+
 def test_documented_push() -> None:
     parsed = FEED.parse(frame("push_documented.json"), SNAPSHOT, RECEIVED)
     assert parsed.rejects == []
     (event,) = parsed.events
-    # BTCUSDT side buy = the position side: a long died. amount 37.722858 read as BTC
-    # (unconfirmed, see bitget.py); USD = 37.722858 x 89000 = 3357334.362.
-    assert (event.exchange, event.symbol, event.coin, event.quote) == (
-        "bitget",
-        "BTCUSDT",
-        "BTC",
-        "USDT",
+    # BTCUSDT side buy = the position side: a long died. amount 37.722858 is USDT:
+    # 37.722858 / 89000 = 0.000423852337... BTC, USD 37.722858.
+    assert_event(
+        event,
+        exchange="bitget",
+        symbol="BTCUSDT",
+        coin="BTC",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=89000.0,
+        quantity=37.722858 / 89000,
+        notional_usd=37.722858,
+        ts=1736371332162,  # a string on the wire
     )
-    assert event.contract_type == "linear"
-    assert event.side == "long"
-    assert (event.price, event.quantity) == (89000, 37.722858)
-    assert event.notional_usd == pytest.approx(3357334.362, rel=1e-12)
-    assert event.ts == 1736371332162  # a string on the wire
     assert len(event.id) == 24  # no venue id: the deterministic hash
 
 
@@ -74,29 +109,37 @@ def test_push_with_several_records() -> None:
     parsed = FEED.parse(frame("push_multi.json"), SNAPSHOT, RECEIVED)
     assert parsed.rejects == []
     short, long_, wif = parsed.events
-    # ETHUSDT sell = a short died: 12.5 ETH x 2412.35 = 30154.375 USD.
-    assert (short.side, short.quantity, short.price) == ("short", 12.5, 2412.35)
-    assert short.notional_usd == pytest.approx(30154.375, rel=1e-12)
-    # ETHUSDT buy = a long died: 4 ETH x 2398.1 = 9592.4 USD (the other record of that second).
-    assert (long_.side, long_.quantity) == ("long", 4)
-    assert long_.notional_usd == pytest.approx(9592.4, rel=1e-12)
-    # WIFUSDT is not in the snapshot; the frame fixes coins and USD: 2000 x 1.7725 = 3545.
-    assert (wif.symbol, wif.coin, wif.quote, wif.side) == ("WIFUSDT", "WIF", "USDT", "long")
-    assert wif.notional_usd == pytest.approx(3545, rel=1e-12)
+    # ETHUSDT sell = a short died: 30154.375 USDT / 2412.35 = 12.5 ETH.
+    assert_event(short, side="short", price=2412.35, quantity=12.5, notional_usd=30154.375)
+    # ETHUSDT buy = a long died: 9592.4 USDT / 2398.1 = 4 ETH (the other record of that second).
+    assert_event(long_, side="long", price=2398.1, quantity=4.0, notional_usd=9592.4)
+    # WIFUSDT is not in the snapshot; the symbol gives coin and quote: 3545 / 1.7725 = 2000 WIF.
+    assert_event(
+        wif,
+        symbol="WIFUSDT",
+        coin="WIF",
+        quote="USDT",
+        side="long",
+        quantity=2000.0,
+        notional_usd=3545.0,
+    )
 
 
 def test_coin_margined_push() -> None:
     (event,) = FEED.parse(frame("push_coin.json"), SNAPSHOT, RECEIVED).events
-    # coin-futures BTCUSD sell = a short died; 0.75 BTC x 90125.5 = 67594.125 USD.
-    assert (event.symbol, event.coin, event.quote, event.contract_type) == (
-        "BTCUSD",
-        "BTC",
-        "USD",
-        "inverse",
+    # coin-futures BTCUSD sell = a short died; amount is USD: 67594.125 / 90125.5 = 0.75 BTC.
+    assert_event(
+        event,
+        symbol="BTCUSD",
+        coin="BTC",
+        quote="USD",
+        contract_type="inverse",
+        side="short",
+        price=90125.5,
+        quantity=0.75,
+        notional_usd=67594.125,
+        ts=1736371334100,
     )
-    assert (event.side, event.quantity, event.price) == ("short", 0.75, 90125.5)
-    assert event.notional_usd == pytest.approx(67594.125, rel=1e-12)
-    assert event.ts == 1736371334100
 
 
 def test_bad_items_are_rejected_with_reasons() -> None:
@@ -166,14 +209,15 @@ def test_unrecognised_symbol_is_rejected() -> None:
 
 def test_multiplier_prefix_is_rescaled() -> None:
     text = (
-        '{"data":[{"symbol":"1000BONKUSDT","side":"sell","price":"0.0215","amount":"500",'
+        '{"data":[{"symbol":"1000BONKUSDT","side":"sell","price":"0.0215","amount":"10.75",'
         '"ts":"1736371332162"}],"arg":{"instType":"usdt-futures","topic":"liquidation"},'
         '"action":"update","ts":1736371332170}'
     )
     (event,) = FEED.parse(text, SNAPSHOT, RECEIVED).events
-    # 500 lots of 1000 BONK = 500,000 BONK at 0.0215 / 1000 = 0.0000215 USDT each;
-    # USD = 500 x 0.0215 = 10.75, unchanged by the rescaling.
-    assert (event.coin, event.side, event.quantity) == ("BONK", "short", 500_000)
+    # 10.75 USDT / 0.0215 per lot = 500 lots of 1000 BONK = 500,000 BONK at 0.0000215 each;
+    # USD = the amount, 10.75.
+    assert (event.coin, event.side) == ("BONK", "short")
+    assert event.quantity == pytest.approx(500_000, rel=1e-12)
     assert event.price == pytest.approx(0.0000215, rel=1e-12)
     assert event.notional_usd == pytest.approx(10.75, rel=1e-12)
 
