@@ -255,7 +255,7 @@ def _rules(settings: Settings, path: Path) -> RuleSet:
     "rules_path",
     type=click.Path(path_type=Path, dir_okay=False),
     required=True,
-    help="Rules YAML file (design.md section 5).",
+    help="Rules YAML file (docs/rules.md).",
 )
 def detect(rules_path: Path) -> None:
     """Normalized events on stdin, in time order, to breach and recovery records on stdout.

@@ -15,7 +15,7 @@ from stream.config import Settings
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names of design.md section 2, with the configured prefix."""
+    """Topic names of docs/events.md ("Topics"), with the configured prefix."""
 
     raw: str
     liquidations: str

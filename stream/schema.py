@@ -1,4 +1,4 @@
-"""The normalized liquidation event (design.md section 1).
+"""The normalized liquidation event (docs/events.md).
 
 One shape for every venue, so that everything downstream (aggregation, rules, dashboards)
 never needs to know where an event came from. Pure: no Kafka, no network.

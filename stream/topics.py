@@ -1,4 +1,4 @@
-"""Create the topics of design.md section 2 if they are missing, idempotently."""
+"""Create the topics of docs/events.md ("Topics") if they are missing, idempotently."""
 
 from __future__ import annotations
 

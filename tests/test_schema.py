@@ -1,4 +1,4 @@
-"""Every validation rule of the normalized event (design.md section 1)."""
+"""Every validation rule of the normalized event (docs/events.md, "The normalized event")."""
 
 from __future__ import annotations
 

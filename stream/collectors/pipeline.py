@@ -1,7 +1,7 @@
 """From a received frame to Kafka records: raw copy, normalized events, dead letters.
 
 The venue parser is pure; this module adds what needs state: de-duplication by id, one
-instrument refresh when a symbol is unknown, metrics, and the record shapes of design.md 2.
+instrument refresh when a symbol is unknown, metrics, and the record shapes of docs/events.md.
 """
 
 from __future__ import annotations

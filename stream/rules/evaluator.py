@@ -1,4 +1,4 @@
-"""Edge-triggered rule evaluation over the rolling totals (design.md section 5). Pure.
+"""Edge-triggered rule evaluation over the rolling totals (docs/rules.md). Pure.
 
 The evaluator reads window values from the same `Aggregation` the worker publishes totals
 from, so a breach and the totals record beside it never disagree. The order at each event is

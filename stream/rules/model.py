@@ -1,4 +1,4 @@
-"""Threshold rules (design.md section 5): the YAML file, read and checked.
+"""Threshold rules (docs/rules.md): the YAML file, read and checked.
 
 Every mistake is reported with the file, line, rule and field it concerns, all of them at once,
 so a user fixes a rules file in one pass. Nothing here evaluates anything (see `evaluator`).

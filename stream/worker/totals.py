@@ -1,4 +1,4 @@
-"""Totals records (design.md section 4) and the small value types behind them."""
+"""Totals records (docs/windows.md, "Totals record") and the small value types behind them."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Brute-force rule evaluation: every value recomputed from the list of accepted events.
 
-Follows design.md section 5 and the evaluation points of `stream.rules.evaluator` (each event,
+Follows docs/rules.md and the evaluation points of `stream.rules.evaluator` (each event,
 and each bucket boundary where a non-empty bucket enters or leaves a rule's window), but
 shares no code with it.
 """
