@@ -1,7 +1,20 @@
-"""Gate USDT-settled perpetuals: the `futures.public_liquidates` channel (since 2025-02-19).
+"""Gate perpetuals: the `futures.public_liquidates` channel, one feed per settle currency.
 
-Documented: "each contract can push up to one liquidate order data every 1 second", so totals
-are a lower bound. Source: Gate Futures WebSocket v4 docs, "public liquidates order API".
+Gate serves each settle currency on its own socket and REST path (Gate Futures WebSocket v4
+docs, "Server URL": BTC, USDT and USD1 contracts): `wss://fx-ws.gateio.ws/v4/ws/{settle}` and
+`GET /api/v4/futures/{settle}/contracts`. A contract of another family is acknowledged on a
+socket and never delivers, so `usdt` (feed `gate`), `btc` (`gate-btc`, the inverse `BTC_USD`)
+and `usd1` (`gate-usd1`, `BTC_USD1` and others) are three feeds.
+
+Completeness: since Gate's changelog of 2026-08-20 the channel aggregates per contract and
+period and no longer discards events (before, "each contract can push up to one liquidate
+order data every 1 second"), so the feed is complete, not a lower bound.
+
+Sizes are contracts. Decimal-size contracts (`enable_decimal`, 14 on 2026-09-15, ETH_USDT
+among them) arrive rounded to integers unless the handshake carries `X-Gate-Size-Decimal: 1`
+(Gate API changelog; tardis-node sends it): the feed declares it in `handshake_headers`.
+Linear (`type` direct, USDT and USD1): one contract = `quanto_multiplier` coins. Inverse
+(`BTC_USD`, `quanto_multiplier` "0"): one contract = 1 USD (ccxt: "1 USD in WEB").
 
 The live feed differs from the documentation (gateio/WebSocket-API issue #132, frames captured
 2026-08-10): `result` is a bare object rather than an array, the item's timestamp is `time`
@@ -21,13 +34,16 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, parse_items, reject
+from stream.collectors.parsing import add_sized_event, load_frame, lookup, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.schema import LiquidationEvent, make_event
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 EXCHANGE = "gate"
 CHANNEL = "futures.public_liquidates"
+SETTLES = ("usdt", "btc", "usd1")  # Gate's documented settle currencies for perpetuals
+# Without it, sizes of decimal-size contracts arrive rounded to integers (Gate API changelog).
+SIZE_DECIMAL_HEADER = ("X-Gate-Size-Decimal", "1")
 _MS_THRESHOLD = 100_000_000_000  # below this a timestamp is in seconds (Gate's `time` fields)
 
 
@@ -95,19 +111,18 @@ def _event(
     if instrument is None:
         return None
     size = _number(item["size"])
-    return make_event(
+    add_sized_event(
+        parsed,
+        item,
         exchange=EXCHANGE,
-        symbol=instrument.symbol,
-        coin=instrument.coin,
-        quote=instrument.quote,
-        contract_type=instrument.contract_type,
+        instrument=instrument,
         side="long" if size < 0 else "short",
-        price=_number(item["price"]) / instrument.units,
-        quantity=abs(size) * instrument.contract_size * instrument.units,
-        notional_usd=abs(size) * instrument.contract_size * _number(item["price"]),
+        size=abs(size),
+        quoted_price=_number(item["price"]),
         ts=_ts_ms(item, frame, received_ts),
         received_ts=received_ts,
     )
+    return None  # add_sized_event appended the event or its reject
 
 
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
@@ -139,7 +154,10 @@ def render(
     instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
 ) -> str:
     """The live shape: one bare object, `time` in ms, price as a string."""
-    contracts = coins / instrument.units / instrument.contract_size
+    if instrument.contract_type == "inverse":
+        contracts = coins * price / instrument.contract_size  # USD per contract
+    else:
+        contracts = coins / instrument.units / instrument.contract_size
     item = {
         "contract": instrument.symbol,
         "price": repr(price * instrument.units),
@@ -157,8 +175,9 @@ def render(
 
 
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
-    """`GET /api/v4/futures/usdt/contracts`: [{"name":"BTC_USDT","type":"direct",
-    "quanto_multiplier":"0.0001", ...}]; coins per contract = quanto_multiplier."""
+    """`GET /api/v4/futures/{settle}/contracts`: [{"name":"BTC_USDT","type":"direct",
+    "quanto_multiplier":"0.0001", ...}]. Direct: coins per contract = quanto_multiplier;
+    inverse (`BTC_USD`, multiplier "0"): 1 USD per contract."""
     if not isinstance(payload, list):
         raise ValueError(f"unexpected contracts answer: {str(payload)[:200]}")
     instruments = {}
@@ -166,29 +185,36 @@ def instruments_from_rest(payload: object) -> dict[str, Instrument]:
         name = row["name"]
         base, quote = name.split("_")[:2]
         coin, units = canonical_coin(base)
-        multiplier = float(row["quanto_multiplier"])
-        instruments[name] = Instrument(name, coin, quote, "linear", multiplier, units)
+        if row.get("type") == "inverse":
+            instruments[name] = Instrument(name, coin, quote, "inverse", 1.0)
+        else:
+            multiplier = float(row["quanto_multiplier"])
+            instruments[name] = Instrument(name, coin, quote, "linear", multiplier, units)
     return instruments
 
 
-FEEDS: tuple[Feed, ...] = (
-    Feed(
-        name="gate",
+def _feed(settle: str) -> Feed:
+    return Feed(
+        name="gate" if settle == "usdt" else f"gate-{settle}",
         exchange=EXCHANGE,
-        url="wss://fx-ws.gateio.ws/v4/ws/usdt",
+        url=f"wss://fx-ws.gateio.ws/v4/ws/{settle}",
         subscribe=subscribe,
         parse=parse,
         ping_text=PING_TEXT,
         ping_interval_s=15.0,
         idle_timeout_s=60.0,  # every ping is answered by futures.pong
         fake_reply=fake_reply,
-        instruments_url="https://api.gateio.ws/api/v4/futures/usdt/contracts",
+        instruments_url=f"https://api.gateio.ws/api/v4/futures/{settle}/contracts",
         instruments_from_rest=instruments_from_rest,
         render=render,
-        lower_bound=True,
+        lower_bound=False,
+        handshake_headers=(SIZE_DECIMAL_HEADER,),
         notes=(
-            "at most one liquidation per contract per second is published: totals are a lower"
-            " bound; side from the sign of size is unconfirmed by Gate (negative = long)"
+            f"{settle.upper()}-settled perpetuals; every liquidation, aggregated per contract"
+            " and period (Gate changelog 2026-08-20); side from the sign of size is"
+            " unconfirmed by Gate (negative = long)"
         ),
-    ),
-)
+    )
+
+
+FEEDS: tuple[Feed, ...] = tuple(_feed(settle) for settle in SETTLES)

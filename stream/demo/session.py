@@ -38,6 +38,8 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "htx-linear": 4,
     "htx-coin": 2,
     "gate": 5,
+    "gate-btc": 2,
+    "gate-usd1": 1,
     "bitget": 5,
     "bitfinex": 2,
     "kraken": 2,

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from stream.collectors import gate
 from stream.collectors.instruments import bundled_snapshot
-from stream.collectors.venue import Instrument
-from tests.collectors.venue_helpers import assert_round_trip
+from stream.collectors.venue import Feed, Instrument
+from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
 RECEIVED = 1_786_327_034_000
-(FEED,) = gate.FEEDS
+FEED, BTC_FEED, USD1_FEED = gate.FEEDS
 SNAPSHOT = bundled_snapshot("gate")
 
 
@@ -36,7 +36,105 @@ def test_feed() -> None:
     assert not FEED.needs_symbols
     assert FEED.ping_text == '{"channel":"futures.ping"}'
     assert FEED.instruments_url == "https://api.gateio.ws/api/v4/futures/usdt/contracts"
-    assert "lower bound" in FEED.notes
+    assert not FEED.lower_bound  # aggregated, nothing discarded since 2026-08-20
+    assert "lower bound" not in FEED.notes
+
+
+def test_every_settle_currency_is_its_own_feed() -> None:
+    """Gate serves BTC-, USDT- and USD1-settled contracts on separate sockets and paths."""
+    assert [(f.name, f.url, f.instruments_url) for f in gate.FEEDS] == [
+        (
+            "gate",
+            "wss://fx-ws.gateio.ws/v4/ws/usdt",
+            "https://api.gateio.ws/api/v4/futures/usdt/contracts",
+        ),
+        (
+            "gate-btc",
+            "wss://fx-ws.gateio.ws/v4/ws/btc",
+            "https://api.gateio.ws/api/v4/futures/btc/contracts",
+        ),
+        (
+            "gate-usd1",
+            "wss://fx-ws.gateio.ws/v4/ws/usd1",
+            "https://api.gateio.ws/api/v4/futures/usd1/contracts",
+        ),
+    ]
+    for feed in gate.FEEDS:
+        assert feed.exchange == "gate"
+        assert not feed.lower_bound
+
+
+@pytest.mark.parametrize("feed", gate.FEEDS, ids=lambda f: f.name)
+def test_handshake_asks_for_decimal_sizes(feed: Feed) -> None:
+    """Without the header, sizes of decimal-size contracts arrive rounded to integers."""
+    assert ("X-Gate-Size-Decimal", "1") in feed.handshake_headers
+
+
+def test_decimal_size_keeps_its_fraction() -> None:
+    parsed = FEED.parse(frame("update_decimal_size.json"), SNAPSHOT, RECEIVED)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # ETH_USDT: size "-12.5" (a decimal contract, sent as a string with the header): a long
+    # died; 12.5 contracts x 0.01 ETH = 0.125 ETH; USD = 0.125 x 2412.35 = 301.54375.
+    assert_event(
+        event,
+        exchange="gate",
+        symbol="ETH_USDT",
+        coin="ETH",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=2412.35,
+        quantity=0.125,
+        notional_usd=301.54375,
+        ts=1786327050211,
+    )
+
+
+def test_btc_settled_inverse_contract() -> None:
+    """The documented example's BTC_USD, on the btc socket: one contract is 1 USD."""
+    assert BTC_FEED.instruments_from_rest is not None
+    instruments = BTC_FEED.instruments_from_rest(orjson.loads(frame("rest_contracts_btc.json")))
+    assert instruments == {"BTC_USD": Instrument("BTC_USD", "BTC", "USD", "inverse", 1.0)}
+    assert bundled_snapshot("gate-btc") == instruments
+    parsed = BTC_FEED.parse(frame("update_documented_btc_usd.json"), instruments, RECEIVED)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # size -124 = a long died; 124 contracts x 1 USD = 124 USD; 124 / 215.1 BTC.
+    assert_event(
+        event,
+        symbol="BTC_USD",
+        coin="BTC",
+        quote="USD",
+        contract_type="inverse",
+        side="long",
+        price=215.1,
+        quantity=124 / 215.1,
+        notional_usd=124.0,
+        ts=1541486601123,
+    )
+
+
+def test_usd1_settled_contract() -> None:
+    text = (
+        '{"time":1789456334,"time_ms":1789456334999,"channel":"futures.public_liquidates",'
+        '"event":"update","result":{"contract":"BTC_USD1","price":"77250.5","time":1789456334998,'
+        '"size":"3"}}'
+    )
+    (event,) = USD1_FEED.parse(text, bundled_snapshot("gate-usd1"), RECEIVED).events
+    # size 3 = a forced buy = a short died; 3 x 0.0001 = 0.0003 BTC; USD = 0.0003 x 77250.5.
+    assert_event(
+        event,
+        symbol="BTC_USD1",
+        coin="BTC",
+        quote="USD1",
+        contract_type="linear",
+        side="short",
+        price=77250.5,
+        quantity=0.0003,
+        notional_usd=23.17515,
+        ts=1789456334998,
+    )
 
 
 def test_subscribe_all_contracts() -> None:
@@ -182,19 +280,21 @@ def test_instruments_from_rest() -> None:
         gate.instruments_from_rest({"label": "SERVER_ERROR", "message": "busy"})
 
 
-INSTRUMENTS = sorted(SNAPSHOT)
+INSTRUMENTS = [
+    (feed, symbol) for feed in gate.FEEDS for symbol in sorted(bundled_snapshot(feed.name))
+]
 
 
-@pytest.mark.parametrize("symbol", INSTRUMENTS)
+@pytest.mark.parametrize(("feed", "symbol"), INSTRUMENTS, ids=lambda v: getattr(v, "name", v))
 @settings(max_examples=25, deadline=None)
 @given(
     side=st.sampled_from(["long", "short"]),
-    price=st.floats(min_value=1e-6, max_value=1e7),
-    coins=st.floats(min_value=1e-6, max_value=1e6),
+    price=st.floats(min_value=1e-6, max_value=1e6),  # notional at most 1e9 USD: plausible
+    coins=st.floats(min_value=1e-6, max_value=1e3),
     ts=st.integers(min_value=1_500_000_000_000, max_value=2_000_000_000_000),
     seq=st.integers(min_value=1, max_value=2**40),
 )
 def test_render_round_trip(
-    symbol: str, side: str, price: float, coins: float, ts: int, seq: int
+    feed: Feed, symbol: str, side: str, price: float, coins: float, ts: int, seq: int
 ) -> None:
-    assert_round_trip(FEED, SNAPSHOT, symbol, side, price, coins, ts, seq)
+    assert_round_trip(feed, bundled_snapshot(feed.name), symbol, side, price, coins, ts, seq)
