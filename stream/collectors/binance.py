@@ -13,6 +13,15 @@ COIN-M adds `"ps":"BTCUSD"` and counts `z` in contracts of `contractSize` USD.
   that second), so totals from this feed are a lower bound.
 - Since 2026 the USD-M stream lives under `/market` on fstream; on the bare host it silently
   delivers nothing. Connections are cut after 24 h: reconnect before.
+
+Symbols and routing. USD-M: perpetuals `BTCUSDT`, `1000PEPEUSDT` and quarterlies
+`BTCUSDT_260925`, sized in coins. COIN-M: `BTCUSD_PERP` and quarterlies `BTCUSD_260925`, sized
+in contracts of `contractSize` USD. Since Binance merged the USD-M and COIN-M universes
+(2026-06-30) `dstream` also pushes USD-M orders, so each order is routed by its symbol, on
+either stream, to the rules of its own contract family (`instrument_for`), never by the stream
+it came on. An order that arrives on both streams gets the same id on both (a hash of the wire
+order: symbol, time, side, size and price as sent, independent of either stream's instrument
+list), so de-duplication keeps one.
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ import orjson
 
 from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.schema import event_id
 from stream.symbols import canonical_coin
 
 _LINEAR_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
 _COINM_SYMBOL = re.compile(r"^(?P<base>[A-Z0-9]+)USD_(?:PERP|\d{6})$")
+_DATED_SUFFIX = re.compile(r"_\d{6}$")  # quarterlies: BTCUSDT_260925
 
 
 def _subscribe(symbols: Sequence[str]) -> list[str]:
@@ -48,18 +59,17 @@ def _fake_reply(text: str) -> list[str]:
 
 
 def _linear_instrument(symbol: str) -> Instrument | None:
-    """USD-M rules follow from the symbol: quantities are in (possibly 1000x) coins."""
+    """USD-M rules follow from the symbol: quantities are in (possibly 1000x) coins; a
+    quarterly's `_YYMMDD` suffix does not change them."""
+    pair = _DATED_SUFFIX.sub("", symbol)
     for quote in _LINEAR_QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            coin, units = canonical_coin(symbol[: -len(quote)])
+        if pair.endswith(quote) and len(pair) > len(quote):
+            coin, units = canonical_coin(pair[: -len(quote)])
             return Instrument(symbol, coin, quote, "linear", 1.0, units)
     return None
 
 
-def _coinm_instrument(symbol: str, instruments: Instruments) -> Instrument | None:
-    known = instruments.get(symbol)
-    if known is not None:
-        return known
+def _coinm_instrument(symbol: str) -> Instrument | None:
     match = _COINM_SYMBOL.match(symbol)
     if match is None:
         return None
@@ -68,7 +78,15 @@ def _coinm_instrument(symbol: str, instruments: Instruments) -> Instrument | Non
     return Instrument(symbol, coin, "USD", "inverse", 100.0 if coin == "BTC" else 10.0)
 
 
-def _parse(text: str, instruments: Instruments, received_ts: int, *, coin_margined: bool) -> Parsed:
+def instrument_for(symbol: str, instruments: Instruments) -> Instrument | None:
+    """The contract rules of `symbol`, whichever stream the order came on: the fetched
+    metadata, else COIN-M's `BASEUSD_PERP` / `BASEUSD_YYMMDD`, else USD-M's rule."""
+    return instruments.get(symbol) or _coinm_instrument(symbol) or _linear_instrument(symbol)
+
+
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    """Either stream's frames: one `forceOrder` event, a list of them, or the combined-stream
+    wrapper; each order routed by its symbol (`instrument_for`)."""
     parsed = Parsed()
     frame = load_frame(text, parsed)
     if frame is None:
@@ -79,13 +97,11 @@ def _parse(text: str, instruments: Instruments, received_ts: int, *, coin_margin
         return parsed  # subscription answer
     items = frame if isinstance(frame, list) else [frame]
     for item in items:
-        _parse_item(item, instruments, received_ts, coin_margined, parsed)
+        _parse_item(item, instruments, received_ts, parsed)
     return parsed
 
 
-def _parse_item(
-    item: Any, instruments: Instruments, received_ts: int, coin_margined: bool, parsed: Parsed
-) -> None:
+def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: Parsed) -> None:
     if (
         not isinstance(item, dict)
         or item.get("e") != "forceOrder"
@@ -105,11 +121,7 @@ def _parse_item(
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return
-    instrument = (
-        _coinm_instrument(symbol, instruments)
-        if coin_margined
-        else instruments.get(symbol) or _linear_instrument(symbol)
-    )
+    instrument = instrument_for(symbol, instruments)
     if instrument is None:
         lookup(instruments, symbol, parsed, item)
         return
@@ -123,15 +135,13 @@ def _parse_item(
         quoted_price=price,
         ts=order.get("T", received_ts),
         received_ts=received_ts,
+        # The same on dstream and fstream, whatever each stream's instrument list holds.
+        event_id=event_id("binance", symbol, order.get("T"), side, price, filled),
     )
 
 
-def parse_usdm(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return _parse(text, instruments, received_ts, coin_margined=False)
-
-
-def parse_coinm(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return _parse(text, instruments, received_ts, coin_margined=True)
+# Both streams carry orders of both families since the merged universe: one parser.
+parse_usdm = parse_coinm = parse
 
 
 def _render(coin_margined: bool) -> Callable[[Instrument, str, float, float, int, int], str]:
@@ -175,6 +185,18 @@ def _coinm_from_rest(payload: Any) -> dict[str, Instrument]:
     return instruments
 
 
+def _usdm_from_rest(payload: Any) -> dict[str, Instrument]:
+    """/fapi/v1/exchangeInfo: {"symbols": [{"symbol": "BTCUSDT_260925", "baseAsset": "BTC",
+    "quoteAsset": "USDT", "contractType": "CURRENT_QUARTER", ...}]}; quantities are in
+    `baseAsset` units (1000PEPE: lots of 1000 PEPE), so one contract is one unit."""
+    instruments = {}
+    for row in payload["symbols"]:
+        coin, units = canonical_coin(row["baseAsset"])
+        symbol = row["symbol"]
+        instruments[symbol] = Instrument(symbol, coin, row["quoteAsset"], "linear", 1.0, units)
+    return instruments
+
+
 NOTES = "at most one liquidation per symbol per second is published: totals are a lower bound"
 
 FEEDS = (
@@ -187,6 +209,8 @@ FEEDS = (
         max_connection_age_s=23.5 * 3600,
         idle_timeout_s=900.0,  # quiet markets send nothing; the server pings every 3 min
         fake_reply=_fake_reply,
+        instruments_url="https://fapi.binance.com/fapi/v1/exchangeInfo",
+        instruments_from_rest=_usdm_from_rest,
         render=_render(coin_margined=False),
         lower_bound=True,
         notes=NOTES,

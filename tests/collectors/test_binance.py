@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.collectors.binance import FEEDS
+from stream.collectors.binance import FEEDS, instrument_for
 from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.venue import Feed, Instrument
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 USDM, COINM = FEEDS
@@ -96,6 +97,81 @@ def test_combined_stream_wrapper_and_acks() -> None:
     assert ack.events == [] and ack.rejects == []
 
 
+def test_usdm_quarterly_follows_the_usdm_rules() -> None:
+    parsed = USDM.parse(fixture("binance", "usdm_quarterly.json"), USDM_INSTRUMENTS, RECEIVED_TS)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # BTCUSDT_260925 (a quarterly, not in the snapshot): coins like BTCUSDT. SELL = a long
+    # died; z=0.250 BTC at ap 98012.4 = 24503.1 USDT.
+    assert_event(
+        event,
+        symbol="BTCUSDT_260925",
+        coin="BTC",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=98012.4,
+        quantity=0.25,
+        notional_usd=24503.1,
+        ts=1782900000117,
+    )
+
+
+@pytest.mark.parametrize("feed", FEEDS, ids=lambda f: f.name)
+def test_coinm_quarterly_on_either_stream(feed: Feed) -> None:
+    parsed = feed.parse(fixture("binance", "coinm_quarterly.json"), {}, RECEIVED_TS)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # BTCUSD_260925: 12 contracts x 100 USD = 1200 USD; BUY = a short died;
+    # coins = 1200 / ap 98750.5 = 0.0121518372...
+    assert_event(
+        event,
+        symbol="BTCUSD_260925",
+        coin="BTC",
+        quote="USD",
+        contract_type="inverse",
+        side="short",
+        price=98750.5,
+        quantity=1200 / 98750.5,
+        notional_usd=1200.0,
+        ts=1782900000338,
+    )
+
+
+def test_merged_universe_usdm_order_on_dstream_counts_once() -> None:
+    """Since 2026-06-30 dstream pushes USD-M orders too: routed by symbol to the USD-M rules,
+    with the id the fstream copy gets, so de-duplication drops the second copy."""
+    text = fixture("binance", "usdm_documented.json")
+    (on_dstream,) = COINM.parse(text, COINM_INSTRUMENTS, RECEIVED_TS).events
+    (on_fstream,) = USDM.parse(text, USDM_INSTRUMENTS, RECEIVED_TS + 3).events
+    # BTCUSDT: 0.014 BTC at 9910 = 138.74 USD, linear, not a COIN-M contract.
+    assert_event(
+        on_dstream,
+        symbol="BTCUSDT",
+        coin="BTC",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=9910.0,
+        quantity=0.014,
+        notional_usd=138.74,
+    )
+    assert on_dstream.id == on_fstream.id
+    assert on_dstream.to_dict() | {"received_ts": 0} == on_fstream.to_dict() | {"received_ts": 0}
+    pepe = fixture("binance", "usdm_1000pepe_short.json")
+    assert COINM.parse(pepe, {}, RECEIVED_TS).events == USDM.parse(pepe, {}, RECEIVED_TS).events
+
+
+def test_ids_do_not_depend_on_the_streams_instrument_lists() -> None:
+    """A COIN-M order seen on fstream (no dapi metadata there) keeps the dstream copy's id."""
+    text = fixture("binance", "coinm_quarterly.json")
+    odd_size = {"BTCUSD_260925": Instrument("BTCUSD_260925", "BTC", "USD", "inverse", 10.0)}
+    (with_metadata,) = COINM.parse(text, odd_size, RECEIVED_TS).events
+    (derived,) = USDM.parse(text, {}, RECEIVED_TS).events
+    assert with_metadata.notional_usd == 120.0 and derived.notional_usd == 1200.0
+    assert with_metadata.id == derived.id
+
+
 def test_deterministic_ids_deduplicate_repeated_snapshots() -> None:
     text = fixture("binance", "usdm_documented.json")
     first = USDM.parse(text, {}, RECEIVED_TS).events[0]
@@ -144,6 +220,8 @@ def test_protocol() -> None:
     reply = USDM.fake_reply('{"method": "SUBSCRIBE", "params": ["!forceOrder@arr"], "id": 1}')
     assert orjson.loads(reply[0]) == {"result": None, "id": 1}
     assert "lower bound" in USDM.notes
+    assert USDM.instruments_url == "https://fapi.binance.com/fapi/v1/exchangeInfo"
+    assert COINM.instruments_url == "https://dapi.binance.com/dapi/v1/exchangeInfo"
 
 
 def test_instruments_from_rest() -> None:
@@ -159,12 +237,27 @@ def test_instruments_from_rest() -> None:
     assert instruments["ETHUSD_PERP"].contract_type == "inverse"
 
 
+def test_usdm_instruments_from_rest() -> None:
+    assert USDM.instruments_from_rest is not None
+    payload = orjson.loads(fixture("binance", "rest_usdm_exchange_info.json"))
+    instruments = USDM.instruments_from_rest(payload)
+    assert instruments == {
+        "BTCUSDT": Instrument("BTCUSDT", "BTC", "USDT", "linear", 1.0, 1),
+        "BTCUSDT_260925": Instrument("BTCUSDT_260925", "BTC", "USDT", "linear", 1.0, 1),
+        "1000PEPEUSDT": Instrument("1000PEPEUSDT", "PEPE", "USDT", "linear", 1.0, 1000),
+        "ETHUSDC": Instrument("ETHUSDC", "ETH", "USDC", "linear", 1.0, 1),
+    }
+    # The symbol rule used without metadata gives the same rules, so ids agree either way.
+    for symbol, instrument in instruments.items():
+        assert instrument_for(symbol, {}) == instrument
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     index=st.integers(min_value=0, max_value=len(USDM_INSTRUMENTS) - 1),
     side=st.sampled_from(["long", "short"]),
     price=st.floats(min_value=1e-6, max_value=2e5),
-    coins=st.floats(min_value=1e-4, max_value=1e9),
+    coins=st.floats(min_value=1e-4, max_value=5e3),  # notional at most 1e9 USD: plausible
     ts=st.integers(min_value=1_600_000_000_000, max_value=1_900_000_000_000),
 )
 def test_usdm_render_round_trip(index: int, side: str, price: float, coins: float, ts: int) -> None:
