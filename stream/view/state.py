@@ -29,6 +29,13 @@ class FeedCoverage:
     state: str = "unknown"
     since: int | None = None
     gaps: list[dict[str, int]] = field(default_factory=list)
+    # From the feed's latest `coverage` status record (None until one was read): instruments
+    # the venue lists and the feed has subscribed, topics the venue refused, and when.
+    listed: int | None = None
+    subscribed: int | None = None
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    wildcard: bool = False
+    coverage_as_of: int | None = None
 
 
 @dataclass
@@ -75,21 +82,37 @@ class GlobalView:
         return True
 
     def add_status(self, record: dict[str, Any]) -> None:
+        """A `collectors.status` record (docs/events.md, "Status records") into its feed's
+        coverage. Raises ValueError, changing nothing, for a record not shaped like one:
+        a feed named by a number, say, would break the sorted answer for every later query."""
         name = record.get("feed") or record.get("exchange", "?")
-        coverage = self.coverage.get(name)
-        if coverage is None:
-            coverage = self.coverage[name] = FeedCoverage(record.get("exchange", "?"), name)
+        exchange = record.get("exchange", "?")
+        if not isinstance(name, str) or not isinstance(exchange, str):
+            raise ValueError(f"not a status record: feed={name!r}, exchange={exchange!r}")
         state = record.get("state")
+        taken = _subscriptions(record) if state == "coverage" else None
         if state == "gap":
             _require(record, _GAP_SHAPE, "gap")
+        elif state in ("connected", "disconnected"):
+            _require(record, _TS_SHAPE, state)
+        coverage = self.coverage.get(name)  # the record is fine: from here nothing raises
+        if coverage is None:
+            coverage = self.coverage[name] = FeedCoverage(exchange, name)
+        if taken is not None:
+            if coverage.coverage_as_of is None or record["ts"] >= coverage.coverage_as_of:
+                coverage.listed, coverage.subscribed, coverage.rejected, coverage.wildcard = taken
+                coverage.coverage_as_of = record["ts"]  # older ones: the topic read again
+        elif state == "gap":
             gap = {"start": record["gap_start"], "end": record["gap_end"]}
             if gap not in coverage.gaps:  # the topic read again after a reconnect
                 coverage.gaps.append(gap)
-            cutoff = record.get("ts", record["gap_end"]) - DAY_MS  # bounded between queries
+            ts = record.get("ts")
+            latest = ts if isinstance(ts, int) and ts > record["gap_end"] else record["gap_end"]
+            cutoff = latest - DAY_MS  # bounded between queries
             coverage.gaps = [gap for gap in coverage.gaps if gap["end"] >= cutoff]
         elif state in ("connected", "disconnected") and state != coverage.state:
             coverage.state = state
-            coverage.since = record.get("ts")
+            coverage.since = record["ts"]
 
     # -- queries ------------------------------------------------------------------------
     def query_totals(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
@@ -154,6 +177,11 @@ class GlobalView:
                     "gaps_24h": list(coverage.gaps),
                     "lower_bound": lower_bound,
                     "note": note,
+                    "instruments_listed": coverage.listed,
+                    "instruments_subscribed": coverage.subscribed,
+                    "rejected": list(coverage.rejected),
+                    "wildcard": coverage.wildcard,
+                    "coverage_as_of": coverage.coverage_as_of,
                 }
             )
         return {"venues": venues}
@@ -206,6 +234,33 @@ _BREACH_SHAPE = {
     "event_id": _TEXT_OR_NONE,
 }
 _GAP_SHAPE = {"gap_start": (int,), "gap_end": (int,)}
+_TS_SHAPE = {"ts": (int,)}
+_COVERAGE_SHAPE = {
+    "ts": (int,),
+    "instruments_listed": (int,),
+    "instruments_subscribed": (int,),
+    "rejected": (list,),
+}
+_REJECTED_SHAPE = {"topic": (str,), "reason": (str,)}
+
+
+def _subscriptions(record: dict[str, Any]) -> tuple[int, int, list[dict[str, str]], bool]:
+    """Listed, subscribed, rejected topics and wildcard of a `coverage` status record, or
+    ValueError. Only the documented fields of each rejected topic are kept."""
+    _require(record, _COVERAGE_SHAPE, "coverage")
+    listed, subscribed = record["instruments_listed"], record["instruments_subscribed"]
+    if listed < 0 or subscribed < 0:
+        raise ValueError(f"not a coverage record: counts {subscribed}/{listed}")
+    rejected = []
+    for topic in record["rejected"]:
+        if not isinstance(topic, dict):
+            raise ValueError(f"not a coverage record: rejected topic {topic!r}")
+        _require(topic, _REJECTED_SHAPE, "rejected topic")
+        rejected.append({"topic": topic["topic"], "reason": topic["reason"]})
+    wildcard = record.get("wildcard", False)
+    if not isinstance(wildcard, bool):
+        raise ValueError(f"not a coverage record: wildcard={wildcard!r}")
+    return listed, subscribed, rejected, wildcard
 
 
 def _require(record: dict[str, Any], shape: Mapping[str, tuple[type, ...]], what: str) -> None:

@@ -88,7 +88,8 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
 
     @app.page("/api/coverage")
     async def coverage(web: View, request: Request) -> Response:
-        """Per feed: connected or not, gaps in the last 24 hours, sampled (lower bound)."""
+        """Per feed: connected or not, gaps in the last 24 hours, sampled (lower bound),
+        instruments listed and subscribed, and the topics the venue refused."""
         return answer(web, lambda: view.query_coverage(request.query, now_ms()))
 
     @app.page("/openapi.json")

@@ -12,7 +12,7 @@ from stream.config import load_settings
 from stream.view.state import GlobalView
 from stream.worker.service import build_worker
 from stream.worker.web import OPENAPI
-from tests.api.test_view import FEEDS, NOW, WINDOWS, key, largest, totals
+from tests.api.test_view import FEEDS, NOW, WINDOWS, coverage_record, key, largest, totals
 
 # Faust's own blueprints (key routing between workers, table browsing), not our API.
 FAUST_BUILT_INS = ("/router", "/table", "/graph", "/stats", "/assignment")
@@ -138,6 +138,8 @@ def test_the_view_answers_as_documented(spec: dict[str, Any]) -> None:
             "gap_end": NOW - 1,
         }
     )
+    view.add_status(coverage_record("okx", NOW, 310, 309, "liquidation-orders.X"))
+    view.add_status(coverage_record("binance-usdm", NOW, 420, 420, wildcard=True))
     answers = {
         "/api/totals": view.query_totals({}, NOW),
         "/api/breaches": view.query_breaches({}, NOW),
@@ -149,3 +151,14 @@ def test_the_view_answers_as_documented(spec: dict[str, Any]) -> None:
         conforms(spec, answer_schema(spec, path), answer, path)
     for path in answers:
         conforms(spec, answer_schema(spec, path, "400"), {"error": "why"}, path)
+
+
+def test_every_coverage_field_is_documented(spec: dict[str, Any]) -> None:
+    """A feed with a coverage record and one without: the same fields, each documented."""
+    view = GlobalView(WINDOWS, FEEDS)
+    view.add_status(coverage_record("bybit-linear", NOW, 805, 803, "allLiquidation.A"))
+    venue = resolve(spec, answer_schema(spec, "/api/coverage"))["properties"]["venues"]["items"]
+    answered = view.query_coverage({}, NOW)["venues"]
+    assert {v["feed"] for v in answered} == {*FEEDS, "bybit-linear"}
+    for feed in answered:
+        assert set(feed) == set(venue["properties"]) == set(venue["required"]), feed["feed"]

@@ -173,6 +173,92 @@ def test_coverage_tracks_state_gaps_and_sampling() -> None:
     )
 
 
+def coverage_record(feed: str, ts: int, listed: int, subscribed: int, *rejected: str, **more):
+    """A `coverage` status record as the collectors write it (docs/events.md)."""
+    exchange = feed.split("-")[0]
+    return {
+        "exchange": exchange,
+        "feed": feed,
+        "state": "coverage",
+        "ts": ts,
+        "instruments_listed": listed,
+        "instruments_subscribed": subscribed,
+        "rejected": [
+            {"topic": t, "reason": f"error:handler not found,topic:{t}"} for t in rejected
+        ],
+        **more,
+    }
+
+
+def test_coverage_keeps_the_latest_subscriptions_of_each_feed() -> None:
+    v = GlobalView(WINDOWS, FEEDS)
+    v.add_status({"exchange": "okx", "feed": "okx", "state": "connected", "ts": NOW - 100})
+    v.add_status(coverage_record("okx", NOW - 90, 300, 290, "liquidation-orders.X"))
+    v.add_status(coverage_record("okx", NOW - 10, 310, 310))  # after a refresh: all of them
+    v.add_status(coverage_record("okx", NOW - 90, 300, 290, "liquidation-orders.X"))  # re-read
+    v.add_status(coverage_record("binance-usdm", NOW, 420, 420, wildcard=True))
+    partial = coverage_record("bybit-linear", NOW, 805, 803, "allLiquidation.AUSDT", "B")
+    partial["rejected"][0]["retried"] = True  # more than documented: not answered
+    v.add_status(partial)  # a feed known only from the topic
+    venues = {r["feed"]: r for r in v.query_coverage({}, NOW)["venues"]}
+
+    okx = venues["okx"]
+    assert (okx["instruments_listed"], okx["instruments_subscribed"]) == (310, 310)
+    assert okx["rejected"] == [] and okx["wildcard"] is False
+    assert okx["coverage_as_of"] == NOW - 10
+    assert (okx["state"], okx["since"]) == ("connected", NOW - 100)  # not a connection change
+    binance = venues["binance-usdm"]
+    assert (binance["instruments_subscribed"], binance["instruments_listed"]) == (420, 420)
+    assert binance["wildcard"] is True and binance["state"] == "unknown"
+    bybit = venues["bybit-linear"]
+    assert (bybit["exchange"], bybit["instruments_subscribed"]) == ("bybit", 803)
+    assert bybit["instruments_listed"] == 805
+    assert bybit["rejected"] == [
+        {
+            "topic": "allLiquidation.AUSDT",
+            "reason": "error:handler not found,topic:allLiquidation.AUSDT",
+        },
+        {"topic": "B", "reason": "error:handler not found,topic:B"},
+    ]
+    bitmex = venues["bitmex"]  # no coverage record read yet
+    assert (bitmex["instruments_listed"], bitmex["instruments_subscribed"]) == (None, None)
+    assert (bitmex["rejected"], bitmex["wildcard"], bitmex["coverage_as_of"]) == ([], False, None)
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        {"instruments_listed": "805"},
+        {"instruments_subscribed": True},
+        {"instruments_subscribed": None},
+        {"instruments_listed": -1},
+        {"instruments_listed": 8.5},
+        {"rejected": None},
+        {"rejected": "allLiquidation.X"},
+        {"rejected": ["allLiquidation.X"]},
+        {"rejected": [{"topic": "allLiquidation.X"}]},
+        {"rejected": [{"topic": 7, "reason": "r"}]},
+        {"wildcard": "yes"},
+        {"ts": "1762300000000"},
+        {"feed": 42},
+        {"exchange": ["bybit"]},
+    ],
+)
+def test_a_stray_coverage_record_is_skipped_and_breaks_nothing(stray: dict) -> None:
+    f = feeder()
+    good = coverage_record("okx", NOW, 310, 309, "liquidation-orders.X")
+    f._apply(f.topics.status, b"okx", orjson.dumps(good))
+    before = f.view.query_coverage({}, NOW)
+    bad = coverage_record("bybit-linear", NOW + 1, 805, 803, "allLiquidation.X")
+    f._apply(f.topics.status, b"bybit", orjson.dumps({**bad, **stray}))
+    f._apply(f.topics.status, b"okx", orjson.dumps({**good, **stray}))
+    assert f.unreadable == 2
+    assert f.view.query_coverage({}, NOW) == before  # nothing half-taken, no feed added
+    f._apply(f.topics.status, b"bybit", orjson.dumps(bad))  # and later ones are still read
+    venues = {r["feed"]: r for r in f.view.query_coverage({}, NOW)["venues"]}
+    assert venues["bybit-linear"]["instruments_subscribed"] == 803
+
+
 @pytest.mark.parametrize(
     ("call", "params", "message"),
     [

@@ -19,7 +19,7 @@ from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
 from stream.view.consumer import ViewFeeder
 from stream.view.state import DAY_MS, GlobalView
-from tests.api.test_view import FEEDS, WINDOWS, key, largest, totals
+from tests.api.test_view import FEEDS, WINDOWS, coverage_record, key, largest, totals
 
 pytestmark = pytest.mark.kafka
 
@@ -118,3 +118,54 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
                 assert [r["rule"] for r in view.query_breaches({}, now)["breaches"]] == ["new"]
                 coverage = {v["feed"]: v for v in view.query_coverage({}, now)["venues"]}
                 assert (coverage["okx"]["state"], coverage["okx"]["since"]) == ("connected", now)
+
+
+async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settings) -> None:
+    """`coverage` status records as the collectors write them (key = exchange): the view keeps
+    the latest per feed, a stray record on the topic is skipped, and a second view reading
+    the topic from a day back answers the same."""
+    topics = Topics.with_prefix(kafka_settings.topic_prefix)
+    await ensure_topics(kafka_settings)
+    now = int(time.time() * 1000)
+    connected = {"exchange": "bybit", "feed": "bybit-linear", "state": "connected", "ts": now}
+    first = coverage_record("bybit-linear", now + 1, 805, 9)  # the bundled symbols
+    refreshed = coverage_record("bybit-linear", now + 2, 805, 803, "allLiquidation.AUSDT", "B")
+    wildcard = coverage_record("binance-usdm", now + 3, 420, 420, wildcard=True)
+    stray = {**refreshed, "ts": now + 4, "instruments_subscribed": "all"}
+    async with feeding(kafka_settings) as early:
+        queue = early.subscribe()
+        producer = AIOKafkaProducer(**client_options(kafka_settings))
+        await producer.start()
+        try:
+            for record in (connected, first, refreshed, stray, wildcard):
+                key_ = record["exchange"].encode()
+                await producer.send_and_wait(topics.status, orjson.dumps(record), key=key_)
+        finally:
+            await producer.stop()
+
+        def binance_read() -> bool:
+            venues = early.view.query_coverage({}, now)["venues"]
+            return any(v["feed"] == "binance-usdm" and v["wildcard"] for v in venues)
+
+        # the two exchanges' records are on partitions of their own: wait for both ends
+        await until("every record read", lambda: binance_read() and early.unreadable == 1)
+        told = []
+        while not queue.empty():
+            told.append(queue.get_nowait())
+        assert ("status", refreshed) in told and ("status", stray) not in told
+
+        async with feeding(kafka_settings) as late:
+            await until("late caught up", lambda: late.caught_up)
+            for view in (early.view, late.view):
+                venues = {v["feed"]: v for v in view.query_coverage({}, now)["venues"]}
+                bybit = venues["bybit-linear"]
+                assert (bybit["state"], bybit["since"]) == ("connected", now)
+                assert (bybit["instruments_subscribed"], bybit["instruments_listed"]) == (803, 805)
+                assert bybit["rejected"] == refreshed["rejected"]
+                assert bybit["coverage_as_of"] == now + 2
+                binance = venues["binance-usdm"]
+                assert (binance["instruments_subscribed"], binance["instruments_listed"]) == (
+                    420,
+                    420,
+                )
+                assert binance["wildcard"] is True and binance["lower_bound"] is True
