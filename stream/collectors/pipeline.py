@@ -73,9 +73,11 @@ class FeedPipeline:
         if len(text) > MAX_RECORD_CHARS:  # the parser rejects it; keep the record deliverable
             raw.update(frame=text[:MAX_RECORD_CHARS], truncated_from=len(text))
         self.publisher.submit(self.topics.raw, feed.exchange, orjson.dumps(raw))
-        parsed = feed.parse(text, self.book, received_ts)
+        if not hasattr(self, "parse"):  # one stateful parser per pipeline (Bitfinex pairing)
+            self.parse = feed.stateful_parse() if feed.stateful_parse else feed.parse
+        parsed = self.parse(text, self.book, received_ts)
         if any(r.reason == UNKNOWN_SYMBOL for r in parsed.rejects) and await self.book.refresh():
-            parsed = feed.parse(text, self.book, received_ts)
+            parsed = self.parse(text, self.book, received_ts)
         return self.publish_parsed(parsed)
 
     def publish_parsed(self, parsed: Parsed) -> list[LiquidationEvent]:

@@ -107,3 +107,6 @@ class Feed:
     lower_bound: bool = False  # the venue samples its liquidations: totals are a floor
     # HTTP headers the venue wants on the websocket handshake (Gate's X-Gate-Size-Decimal).
     handshake_headers: tuple[tuple[str, str], ...] = ()
+    # A fresh stateful parser per pipeline, used instead of `parse`, for a venue whose
+    # liquidations span frames (Bitfinex pairs trigger and execution rows of a position).
+    stateful_parse: Callable[[], Parser] | None = None

@@ -1,4 +1,4 @@
-"""Bitfinex liq:global: one event per position (trigger row), liquidation price, AMOUNT sign."""
+"""Bitfinex liq:global: one event per position (trigger and execution rows paired), AMOUNT sign."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.collectors import bitfinex
-from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.instruments import InstrumentBook, bundled_snapshot
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
-from tests.collectors.venue_helpers import assert_round_trip
+from stream.kafka import Topics
+from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bitfinex"
 RECEIVED = 1_609_144_353_000
@@ -86,16 +89,123 @@ def test_update_for_a_symbol_missing_from_the_snapshot() -> None:
     assert (event.ts, event.id) == (1609144360001, "145400871")
 
 
+LIVE_MATCH = "live_match_first.json"
+LIVE_TRIGGER = "live_trigger_without_price.json"
+
+
+def test_live_trigger_without_price_pairs_with_its_earlier_execution_row() -> None:
+    """Captured live (tardis-node's tests; their recording appends its channel name, dropped
+    here): the execution row at 235.52 came one frame before the price-less trigger row."""
+    pairing = bitfinex.Pairing()
+    first = pairing(frame(LIVE_MATCH), SNAPSHOT, 1594036710600)
+    assert first.events == [] and first.rejects == []  # held for its trigger
+    second = pairing(frame(LIVE_TRIGGER), SNAPSHOT, 1594036710601)
+    assert second.rejects == []
+    (event,) = second.events
+    # Position 143679087: AMOUNT -8.6007 ETH = a short died; the whole position at the
+    # execution price 235.52: USD = 8.6007 x 235.52 = 2025.636864; time of the trigger.
+    assert_event(
+        event,
+        id="143679087",
+        exchange="bitfinex",
+        symbol="tETHF0:USTF0",
+        coin="ETH",
+        quote="USDT",
+        contract_type="linear",
+        side="short",
+        price=235.52,
+        quantity=8.6007,
+        notional_usd=2025.636864,
+        ts=1594036710534,
+        received_ts=1594036710601,
+    )
+    # A later execution row of the same position is not counted again.
+    again = pairing(frame(LIVE_MATCH), SNAPSHOT, 1594036710700)
+    assert again.events == [] and again.rejects == []
+
+
+def test_trigger_first_then_executions_at_their_weighted_price() -> None:
+    pairing = bitfinex.Pairing()
+    trigger = '[907,[["pos",7,1594036710000,null,"tBTCF0:USTF0",1,30000,null,0,1,null,null]]]'
+    executions = (
+        '[907,[["pos",7,1594036710100,null,"tBTCF0:USTF0",0.4,30000,null,1,1,null,25000],'
+        '["pos",7,1594036710101,null,"tBTCF0:USTF0",0.6,30000,null,1,1,null,25500]]]'
+    )
+    assert pairing(trigger, SNAPSHOT, 1594036710050).events == []
+    (event,) = pairing(executions, SNAPSHOT, 1594036710150).events
+    # 1 BTC long died; price = (0.4 x 25000 + 0.6 x 25500) / 1.0 = 25300; USD 25300.
+    assert_event(event, id="7", side="long", price=25300.0, quantity=1.0, notional_usd=25300.0)
+    assert event.ts == 1594036710000
+
+
+def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_is_dead_lettered() -> None:
+    pairing = bitfinex.Pairing(horizon_ms=10_000)
+    assert pairing(frame(LIVE_MATCH), SNAPSHOT, 1594036710600).events == []
+    other = '[907,[["pos",8,1594036710000,null,"tBTCF0:USTF0",-0.5,30000,null,0,1,null,null]]]'
+    assert pairing(other, SNAPSHOT, 1594036710700).events == []
+    assert pairing(frame("heartbeat.json"), SNAPSHOT, 1594036719000).events == []  # < 10 s
+    parsed = pairing(frame("heartbeat.json"), SNAPSHOT, 1594036720700)  # heartbeats settle
+    # The execution row alone: 4.56671421 ETH at 235.52 = 1075.5525307392 USD.
+    (event,) = parsed.events
+    assert_event(
+        event,
+        id="143679087",
+        side="short",
+        price=235.52,
+        quantity=4.56671421,
+        notional_usd=1075.5525307392,
+        ts=1594036710543,
+    )
+    assert [r.reason for r in parsed.rejects] == ["trigger_without_price"]
+    assert '"pos",8,' in parsed.rejects[0].detail
+    assert pairing.state.held == {}
+
+
+def test_one_frame_alone_settles_at_once() -> None:
+    (event,) = FEED.parse(frame(LIVE_MATCH), SNAPSHOT, RECEIVED).events
+    assert (event.id, event.quantity, event.price) == ("143679087", 4.56671421, 235.52)
+    parsed = FEED.parse(frame(LIVE_TRIGGER), SNAPSHOT, RECEIVED)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == ["trigger_without_price"]
+
+
+class _Publisher:
+    def __init__(self) -> None:
+        self.values: list[tuple[str, dict]] = []
+
+    def submit(self, topic: str, key: str, value: bytes) -> bool:
+        self.values.append((topic, orjson.loads(value)))
+        return True
+
+
+async def test_the_pipeline_keeps_one_pairing_across_frames() -> None:
+    publisher = _Publisher()
+    topics = Topics.with_prefix("")
+    pipeline = FeedPipeline(
+        FEED,
+        InstrumentBook(FEED, url=""),
+        publisher,  # type: ignore[arg-type]
+        topics,
+        CollectorMetrics(),
+    )
+    assert await pipeline.on_frame(frame(LIVE_MATCH), 1594036710600) == []
+    (event,) = await pipeline.on_frame(frame(LIVE_TRIGGER), 1594036710601)
+    assert (event.id, event.quantity, event.price) == ("143679087", 8.6007, 235.52)
+    liquidations = [v for t, v in publisher.values if t == topics.liquidations]
+    assert [v["id"] for v in liquidations] == ["143679087"]
+    assert not [v for t, v in publisher.values if t == topics.deadletter]
+
+
 def test_bad_rows_are_rejected_with_reasons() -> None:
     parsed = FEED.parse(frame("update_bad.json"), SNAPSHOT, RECEIVED)
     assert parsed.events == []
     assert [r.reason for r in parsed.rejects] == [
-        "quantity_not_positive",  # AMOUNT 0
-        "quantity_not_finite",  # "NaN"
-        "price_not_a_number",  # PRICE_ACQUIRED null
-        "price_not_positive",  # negative price
         "malformed_item",  # a short row
         "malformed_item",  # not a row
+        "quantity_not_positive",  # AMOUNT 0
+        "quantity_not_finite",  # "NaN"
+        "price_not_positive",  # negative price
+        "trigger_without_price",  # PRICE_ACQUIRED null and no execution row
     ]
 
 
