@@ -12,6 +12,20 @@ Documented trade item (inside {"method":"subscription","params":{"channel":..,"d
 - `public/set_heartbeat` asks the server for heartbeats; each `test_request` must be answered
   with `public/test` or the connection is closed. Unauthenticated trades arrive in 100 ms
   batches; the tape is complete.
+
+Channels `trades.{kind}.{currency}.100ms` (Deribit API v2, "Subscriptions"): kinds `future`
+(futures and perpetuals) and `option`, for every documented currency: BTC, ETH, USDC, USDT and
+EURR. Combo trades are reported on their legs' instruments, so `future_combo` and
+`option_combo` add nothing. Instruments quoted in EURR (euros) have no USD value here and are
+rejected as `quote_not_usd`.
+
+Options (`BTC-27DEC25-100000-C`, linear `SOL_USDC-27DEC25-200-C`) carry the same
+`liquidation` flag. `amount` is coins of the underlying; `price` is the premium per coin, in
+the underlying (BTC, ETH options) or in USDC (linear options). Decision: an option
+liquidation's `notional_usd` is the premium that changed hands, amount x price (x the trade's
+`index_price` for BTC and ETH options): what was liquidated, as for a future. Not the
+underlying's value (amount x index price), which for an out-of-the-money option overstates it
+a hundredfold. So `quantity` is the underlying coins and `price` the premium per coin in USD.
 """
 
 from __future__ import annotations
@@ -21,11 +35,16 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, reject
+from stream.collectors.parsing import add_sized_event, item_text, load_frame, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import make_event
 from stream.symbols import canonical_coin
 
-CHANNELS = ("trades.future.BTC.100ms", "trades.future.ETH.100ms", "trades.future.USDC.100ms")
+CURRENCIES = ("BTC", "ETH", "USDC", "USDT", "EURR")  # Deribit's documented currencies
+KINDS = ("future", "option")
+CHANNELS = tuple(f"trades.{kind}.{currency}.100ms" for kind in KINDS for currency in CURRENCIES)
+_USD_QUOTES = ("USD", "USDC", "USDT")
 HEARTBEAT_S = 30
 
 
@@ -108,6 +127,12 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return parsed
 
 
+def is_option(name: str) -> bool:
+    """BTC-27DEC25-100000-C, SOL_USDC-27DEC25-200-P."""
+    parts = name.split("-")
+    return len(parts) == 4 and parts[3] in ("C", "P")
+
+
 def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> None:
     flag, direction, name = (
         trade.get("liquidation"),
@@ -124,24 +149,68 @@ def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> Non
     taker_died = "long" if direction == "sell" else "short"
     maker_died = "short" if direction == "sell" else "long"
     instrument = instrument_of(name)
+    if instrument.quote not in _USD_QUOTES:
+        reject(parsed, "quote_not_usd", trade)
+        return
     try:
         amount, price = float(trade["amount"]), float(trade["price"])
+        if is_option(name) and instrument.contract_type == "inverse":
+            price *= float(trade["index_price"])  # premium in BTC/ETH -> USD per coin
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", trade)
         return
     for party in flag:
+        side = taker_died if party == "T" else maker_died
+        ts = trade.get("timestamp", received_ts)
+        event_id = f"{trade.get('trade_id')}:{party}"
+        if is_option(name):
+            option = (instrument, side, amount, price)
+            _add_option_event(parsed, trade, option, ts, received_ts, event_id)
+            continue
         add_sized_event(
             parsed,
             trade,
             exchange="deribit",
             instrument=instrument,
-            side=taker_died if party == "T" else maker_died,
+            side=side,
             size=amount,
             quoted_price=price,
-            ts=trade.get("timestamp", received_ts),
+            ts=ts,
             received_ts=received_ts,
-            event_id=f"{trade.get('trade_id')}:{party}",
+            event_id=event_id,
         )
+
+
+def _add_option_event(
+    parsed: Parsed,
+    trade: dict[str, Any],
+    option: tuple[Instrument, str, float, float],
+    ts: Any,
+    received_ts: int,
+    event_id: str,
+) -> None:
+    """`option` = (instrument, side, coins of the underlying, premium in USD per coin);
+    USD = coins x premium (module docstring)."""
+    instrument, side, coins, premium_usd = option
+    try:
+        event = make_event(
+            id=event_id,
+            exchange="deribit",
+            symbol=instrument.symbol,
+            coin=instrument.coin,
+            quote=instrument.quote,
+            contract_type=instrument.contract_type,
+            side=side,
+            price=premium_usd / instrument.units,
+            quantity=coins * instrument.units,
+            notional_usd=coins * premium_usd,
+            ts=ts,
+            received_ts=received_ts,
+        )
+    except Rejected as rejected:
+        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(trade)}"))
+    else:
+        parsed.events.append(event)
 
 
 def render(
@@ -183,6 +252,9 @@ FEEDS = (
         fake_reply=fake_reply,
         fake_heartbeat=fake_heartbeat,
         render=render,
-        notes="complete trade tape of futures and perpetuals (BTC, ETH, USDC-margined)",
+        notes=(
+            "complete trade tape of futures, perpetuals and options (BTC, ETH, USDC, USDT);"
+            " options valued at the premium that changed hands; EURR-quoted ones rejected"
+        ),
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from stream.collectors.deribit import FEEDS, instrument_of
+from stream.collectors.deribit import FEEDS, instrument_of, is_option
 from stream.collectors.instruments import bundled_snapshot
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
@@ -63,7 +63,68 @@ def test_subscribe_sets_the_heartbeat_first() -> None:
     first, second = (orjson.loads(m) for m in DERIBIT.subscribe([]))
     assert first["method"] == "public/set_heartbeat" and first["params"]["interval"] >= 10
     assert second["method"] == "public/subscribe"
-    assert "trades.future.BTC.100ms" in second["params"]["channels"]
+    # Futures and options of every documented currency.
+    assert second["params"]["channels"] == [
+        f"trades.{kind}.{currency}.100ms"
+        for kind in ("future", "option")
+        for currency in ("BTC", "ETH", "USDC", "USDT", "EURR")
+    ]
+
+
+def test_inverse_option_liquidation_is_valued_at_its_premium() -> None:
+    parsed = DERIBIT.parse(fixture("deribit", "option_inverse_taker.json"), {}, RECEIVED_TS)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # T + sell: the taker sold and was liquidated: a long (call) died. 3 BTC of underlying
+    # at a premium of 0.0075 BTC x index 8956.17 = 67.171275 USD per BTC; USD 201.513825.
+    assert_event(
+        event,
+        id="48079289:T",
+        exchange="deribit",
+        symbol="BTC-27MAY20-9000-C",
+        coin="BTC",
+        quote="USD",
+        contract_type="inverse",
+        side="long",
+        price=67.171275,
+        quantity=3.0,
+        notional_usd=201.513825,
+        ts=1590484589306,
+    )
+
+
+def test_linear_option_premium_is_in_usdc() -> None:
+    (event,) = DERIBIT.parse(fixture("deribit", "option_linear_maker.json"), {}, RECEIVED_TS).events
+    # M + buy: the maker sold and was liquidated: a long died. 40 SOL at 12.5 USDC = 500 USD.
+    assert_event(
+        event,
+        id="SOL_USDC-5504311:M",
+        symbol="SOL_USDC-26DEC25-200-C",
+        coin="SOL",
+        quote="USDC",
+        contract_type="linear",
+        side="long",
+        price=12.5,
+        quantity=40.0,
+        notional_usd=500.0,
+    )
+
+
+def test_usdt_is_collected_and_eurr_has_no_usd_value() -> None:
+    parsed = DERIBIT.parse(fixture("deribit", "eurr_and_usdt.json"), {}, RECEIVED_TS)
+    (event,) = parsed.events
+    # ETH_USDT-PERPETUAL: coins; 2 ETH at 3500.5 = 7001 USDT; T + sell: a long died.
+    assert_event(event, symbol="ETH_USDT-PERPETUAL", quote="USDT", side="long", notional_usd=7001.0)
+    assert [r.reason for r in parsed.rejects] == ["quote_not_usd"]
+    assert "BTC_EURR-PERPETUAL" in parsed.rejects[0].detail
+
+
+def test_option_without_index_price_is_rejected() -> None:
+    frame = orjson.loads(fixture("deribit", "option_inverse_taker.json"))
+    del frame["params"]["data"][0]["index_price"]
+    parsed = DERIBIT.parse(orjson.dumps(frame).decode(), {}, RECEIVED_TS)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == ["invalid_number"]
 
 
 @pytest.mark.parametrize(
@@ -83,6 +144,8 @@ def test_bad_trades_are_rejected(change: dict, reason: str) -> None:
 
 
 def test_instrument_rules_from_names() -> None:
+    assert is_option("BTC-27DEC25-100000-C") and is_option("SOL_USDC-26DEC25-200-P")
+    assert not is_option("BTC-27DEC25") and not is_option("BTC-PERPETUAL")
     assert instrument_of("ETH-27DEC25").contract_type == "inverse"
     assert (
         instrument_of("SOL_USDC-PERPETUAL").coin,
