@@ -39,6 +39,19 @@ CONTRACT_TYPES = frozenset({"linear", "inverse"})
 _MIN_TS_MS = 1_262_304_000_000  # 2010-01-01
 _MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 
+# Plausibility bounds: no real liquidation comes near them, and every value inside them sums
+# exactly in the worker's integer micro-dollars. The largest liquidations ever seen were a few
+# hundred million USD; BTC trades near 1e5 USD, the smallest coins (PEPE-like, and the coins
+# venues quote per 1000 or a million) near 1e-9 USD; the largest supplies are ~1e15 coins.
+MAX_NOTIONAL_USD = 10e9
+MIN_PRICE = 1e-12
+MAX_PRICE = 1e8
+MAX_QUANTITY = 1e18
+# notional_usd and price x quantity agree within rounding: venues round prices to a tick and
+# amounts to cents, so 1 % (or one cent, for amounts of a few cents) and not closer.
+NOTIONAL_TOLERANCE = 0.01
+NOTIONAL_TOLERANCE_USD = 0.01
+
 
 @dataclass(frozen=True, slots=True)
 class LiquidationEvent:
@@ -74,15 +87,41 @@ def event_id(exchange: str, symbol: str, ts: int, side: str, price: float, quant
 
 
 def _positive_finite(name: str, value: Any) -> float:
+    """A number, or a string of one (venues send both); never a boolean (`float(True)` is 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise Rejected(f"{name}_not_a_number", f"{name}={value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):  # OverflowError: an int beyond any float
         raise Rejected(f"{name}_not_a_number", f"{name}={value!r}") from None
     if math.isnan(number) or math.isinf(number):
         raise Rejected(f"{name}_not_finite", f"{name}={value!r}")
     if number <= 0:
         raise Rejected(f"{name}_not_positive", f"{name}={value!r}")
     return number
+
+
+def implausible(price: float, quantity: float, notional_usd: float) -> Rejected | None:
+    """Why positive finite `price`, `quantity` and `notional_usd` cannot be one real
+    liquidation, or None. The one check every producer and consumer of events applies."""
+    if notional_usd > MAX_NOTIONAL_USD:
+        return Rejected(
+            "notional_usd_implausible", f"notional_usd={notional_usd!r} above {MAX_NOTIONAL_USD}"
+        )
+    if not MIN_PRICE <= price <= MAX_PRICE:
+        return Rejected("price_implausible", f"price={price!r} outside [{MIN_PRICE}, {MAX_PRICE}]")
+    if quantity > MAX_QUANTITY:
+        return Rejected("quantity_implausible", f"quantity={quantity!r} above {MAX_QUANTITY}")
+    # price x quantity is at most 1e26 here: no overflow.
+    product = price * quantity
+    if abs(notional_usd - product) > max(
+        NOTIONAL_TOLERANCE * max(notional_usd, product), NOTIONAL_TOLERANCE_USD
+    ):
+        return Rejected(
+            "notional_usd_inconsistent",
+            f"notional_usd={notional_usd!r} but price x quantity={product!r}",
+        )
+    return None
 
 
 def _timestamp_ms(name: str, value: Any) -> int:
@@ -132,6 +171,9 @@ def make_event(
     price_f = _positive_finite("price", price)
     quantity_f = _positive_finite("quantity", quantity)
     notional_f = _positive_finite("notional_usd", notional_usd)
+    problem = implausible(price_f, quantity_f, notional_f)
+    if problem is not None:
+        raise problem
     ts_i = _timestamp_ms("ts", ts)
     received_i = _timestamp_ms("received_ts", received_ts)
     if id is None:
@@ -164,7 +206,7 @@ def event_from_dict(data: Any) -> LiquidationEvent:
     return make_event(**{name: data[name] for name in FIELDS})
 
 
-_POSITIVE = Annotated[float, msgspec.Meta(gt=0, le=sys.float_info.max)]
+_POSITIVE = Annotated[float, msgspec.Meta(gt=0, le=sys.float_info.max)]  # finite: le max
 _TIMESTAMP = Annotated[int, msgspec.Meta(ge=_MIN_TS_MS, le=_MAX_TS_MS)]
 _TEXT = Annotated[str, msgspec.Meta(min_length=1)]
 _CANONICAL_TYPES: dict[str, Any] = {
@@ -198,7 +240,11 @@ def decode_canonical(raw: bytes) -> Any | None:
         event: Any = _canonical_decoder.decode(raw)
     except msgspec.DecodeError:  # also every ValidationError
         return None
-    return event if event.coin.isupper() else None
+    if not event.coin.isupper():
+        return None
+    if implausible(event.price, event.quantity, event.notional_usd) is not None:
+        return None
+    return event
 
 
 def event_from_json(raw: bytes | str) -> LiquidationEvent:

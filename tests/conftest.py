@@ -7,8 +7,25 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from stream.config import Settings, load_settings
+
+# CI machines run tests in parallel next to other jobs: a property test's example may take
+# longer than Hypothesis' 200 ms deadline there without being wrong, so the CI profile has no
+# deadline. Nothing else is relaxed: unlike Hypothesis' built-in "ci" profile (replaced here,
+# also where Hypothesis loads it by itself) every health check stays on, `too_slow` included (a
+# test whose inputs are inherently large suppresses it itself), and examples stay random
+# (print_blob says how to reproduce a failure).
+hypothesis_settings.register_profile(
+    "ci",
+    parent=hypothesis_settings.get_profile("default"),
+    deadline=None,
+    database=None,
+    print_blob=True,
+)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

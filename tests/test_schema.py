@@ -11,9 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stream.collectors.parsing import add_sized_event
+from stream.collectors.venue import Instrument, Parsed
 from stream.errors import Rejected
 from stream.schema import (
     FIELDS,
+    MAX_NOTIONAL_USD,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MIN_PRICE,
     decode_canonical,
     event_from_dict,
     event_from_json,
@@ -90,12 +96,100 @@ def test_numbers_given_as_strings_are_accepted() -> None:
         ("ts", 1762290000, "ts_out_of_range"),  # seconds, not ms
         ("ts", 1762290000000000, "ts_out_of_range"),  # microseconds
         ("received_ts", None, "received_ts_invalid"),
+        # booleans are not numbers (float(True) is 1.0)
+        ("price", True, "price_not_a_number"),
+        ("quantity", False, "quantity_not_a_number"),
+        ("notional_usd", True, "notional_usd_not_a_number"),
+        ("price", [1.0], "price_not_a_number"),
+        ("price", {"v": 1}, "price_not_a_number"),
+        ("price", 10**400, "price_not_a_number"),  # an int no float holds
+        ("price", "1e999", "price_not_finite"),
+        # plausibility: sizes no real liquidation reaches
+        ("price", 1.7976931348623157e308, "price_implausible"),
+        ("price", 1e-13, "price_implausible"),
+        ("quantity", 1e19, "quantity_implausible"),
+        ("notional_usd", 1.7976931348623157e308, "notional_usd_implausible"),
+        ("notional_usd", 1.5, "notional_usd_inconsistent"),  # against 47.9M
+        ("notional_usd", 104130.5 * 459.7 * 1.011, "notional_usd_inconsistent"),
     ],
 )
 def test_invalid_fields_are_rejected_with_a_reason(field: str, value: object, reason: str) -> None:
     with pytest.raises(Rejected) as caught:
         make_event(**{**VALID, field: value})
     assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("price", "quantity", "notional_usd"),
+    [
+        (MIN_PRICE, 1e6, MIN_PRICE * 1e6 + 0.01),  # the smallest price, a cent of rounding
+        (4.2e-6, 2.4e9, 10_080.0),  # PEPE-like: a price of a few millionths, billions of coins
+        (2.1e-9, MAX_QUANTITY, 2.1e9),  # the most coins, at a price the smallest coins reach
+        (MAX_PRICE, 100.0, MAX_NOTIONAL_USD),  # the highest price and notional
+        (104130.5, 459.7, 104130.5 * 459.7 * 1.009),  # within 1 %: rounding
+        (0.0001, 3.0, 0.01),  # amounts of a cent: within a cent
+    ],
+)
+def test_plausible_extremes_are_accepted(
+    price: float, quantity: float, notional_usd: float
+) -> None:
+    event = make_event(
+        **{**VALID, "price": price, "quantity": quantity, "notional_usd": notional_usd}
+    )
+    assert (event.price, event.quantity, event.notional_usd) == (price, quantity, notional_usd)
+    assert decode_canonical(event.to_json()) is not None
+
+
+def test_the_poison_pill_of_issue_15_is_rejected() -> None:
+    """A BitMEX frame with leavesQty 1.7976931348623157e308 sized to an event whose notional
+    no worker can sum in micro-dollars."""
+    parsed = Parsed()
+    xbtusd = Instrument("XBTUSD", "BTC", "USD", "inverse", 1.0)
+    add_sized_event(
+        parsed,
+        {"leavesQty": 1.7976931348623157e308},
+        exchange="bitmex",
+        instrument=xbtusd,
+        side="long",
+        size=1.7976931348623157e308,
+        quoted_price=104130.5,
+        ts=1762290000000,
+        received_ts=1762290000123,
+    )
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == ["notional_usd_implausible"]
+
+
+@given(
+    contract_type=st.sampled_from(["linear", "inverse"]),
+    contract_size=st.sampled_from([0.0001, 0.01, 1.0, 10.0, 100.0]),
+    units=st.sampled_from([1, 1000, 1_000_000]),
+    size=st.floats(min_value=1e-3, max_value=1e6),
+    quoted_price=st.floats(min_value=1e-6, max_value=2e5),
+)
+def test_every_contract_type_sizes_consistent_events(
+    contract_type: str, contract_size: float, units: int, size: float, quoted_price: float
+) -> None:
+    """Whatever a venue sizes through `add_sized_event` (inverse: contracts x face value, then
+    quantity = notional / price; linear: coins x price) passes the notional check, or fails
+    only on a bound."""
+    parsed = Parsed()
+    instrument = Instrument("X", "X", "USD", contract_type, contract_size, units)
+    add_sized_event(
+        parsed,
+        {},
+        exchange="okx",
+        instrument=instrument,
+        side="short",
+        size=size,
+        quoted_price=quoted_price,
+        ts=1762290000000,
+        received_ts=1762290000123,
+    )
+    reasons = {r.reason for r in parsed.rejects}
+    assert reasons <= {"price_implausible", "quantity_implausible", "notional_usd_implausible"}
+    for event in parsed.events:
+        assert event.price * event.quantity == pytest.approx(event.notional_usd, rel=1e-9)
 
 
 def test_empty_id_is_rejected() -> None:
@@ -223,3 +317,15 @@ def test_faust_record_mirrors_the_schema() -> None:
     record = LiquidationRecord.loads(event.to_json(), serializer="json")
     assert record.asdict() == event.to_dict()
     assert orjson.loads(record.dumps()) == event.to_dict()
+
+
+def test_ci_runs_property_tests_without_a_deadline() -> None:
+    """A loaded CI machine is slow, not wrong: the CI profile (tests/conftest.py) drops
+    Hypothesis' per-example deadline and relaxes nothing else."""
+    from hypothesis import settings
+
+    ci, default = settings.get_profile("ci"), settings.get_profile("default")
+    assert ci.deadline is None
+    assert ci.max_examples == default.max_examples
+    assert ci.suppress_health_check == default.suppress_health_check == ()
+    assert not ci.derandomize
