@@ -132,7 +132,8 @@ def normalize(name: str, received_ts: int | None) -> None:
     from stream.commands import normalize_lines
 
     feed = _feeds((name,))[0]
-    normalize_lines(feed, sys.stdin, sys.stdout, sys.stderr, received_ts=received_ts)
+    # bytes: a line that is not UTF-8 becomes a reject instead of stopping the command
+    normalize_lines(feed, sys.stdin.buffer, sys.stdout, sys.stderr, received_ts=received_ts)
 
 
 @main.command()

@@ -11,6 +11,7 @@ import orjson
 
 from stream.collectors.dedup import RecentIds
 from stream.collectors.instruments import InstrumentBook
+from stream.collectors.parsing import printable
 from stream.collectors.venue import Feed
 from stream.config import Settings
 from stream.errors import Rejected
@@ -23,7 +24,7 @@ from stream.worker.dedup import SeenIds
 
 def normalize_lines(
     feed: Feed,
-    lines: Iterable[str],
+    lines: Iterable[str | bytes],
     out: TextIO,
     err: TextIO,
     *,
@@ -33,13 +34,27 @@ def normalize_lines(
     """Frames (one per line) to normalized events (JSON lines); rejects to `err` with reasons.
 
     Returns (events written, rejects). Duplicate ids (replayed snapshots) are written once.
+    Lines are split at `\\n` only (give bytes, e.g. `sys.stdin.buffer`): a line that is not
+    UTF-8, or that holds control characters such as `\\x1c`, is a reject naming its line
+    number, never skipped as blank. A frame yields at most `MAX_REJECTS_PER_FRAME` rejects plus
+    one summary.
     """
     book = instruments if instruments is not None else InstrumentBook(feed, url="")
     recent = RecentIds()
     written = rejected = 0
-    for line in lines:
-        text = line.rstrip("\r\n")
-        if not text.strip():
+
+    def write_reject(number: int, reason: str, payload: str) -> None:
+        nonlocal rejected
+        record = {"source": feed.name, "line": number, "reason": reason, "payload": payload}
+        err.write(orjson.dumps(record).decode() + "\n")
+        rejected += 1
+
+    for number, line in enumerate(lines, start=1):
+        text, problem = _line_text(line)
+        if problem is not None:
+            write_reject(number, problem, text)
+            continue
+        if not text.strip(_JSON_WHITESPACE):
             continue
         stamp = received_ts if received_ts is not None else time.time_ns() // 1_000_000
         parsed = feed.parse(text, book, stamp)
@@ -48,10 +63,32 @@ def normalize_lines(
                 out.write(event.to_json().decode() + "\n")
                 written += 1
         for reject in parsed.rejects:
-            record = {"source": feed.name, "reason": reject.reason, "payload": reject.detail}
-            err.write(orjson.dumps(record).decode() + "\n")
-            rejected += 1
+            write_reject(number, reject.reason, printable(reject.detail))
     return written, rejected
+
+
+_JSON_WHITESPACE = " \t\r\n"  # what JSON allows between tokens; nothing else is blank
+_MAX_PAYLOAD_CHARS = 4_000
+
+
+def _line_text(line: str | bytes) -> tuple[str, str | None]:
+    """A line's text without its line break, and the reason it cannot be a frame (or None).
+
+    Bytes that are not UTF-8 (or the lone surrogates Python's surrogateescape makes of them)
+    are `invalid_utf8`; the payload shows them as backslash escapes. Every other line goes to
+    the parser, which rejects control characters as invalid JSON."""
+    if isinstance(line, bytes):
+        raw = line.rstrip(b"\r\n")
+        try:
+            return raw.decode(), None
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "backslashreplace")[:_MAX_PAYLOAD_CHARS], "invalid_utf8"
+    text = line.rstrip("\r\n")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return printable(text)[:_MAX_PAYLOAD_CHARS], "invalid_utf8"
+    return text, None
 
 
 def report_lines(

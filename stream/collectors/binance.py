@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, choose, load_frame, lookup, number, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.schema import event_id
 from stream.symbols import canonical_coin
@@ -111,13 +111,13 @@ def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: P
         return
     order = item["o"]
     symbol = order.get("s")
-    side = {"SELL": "long", "BUY": "short"}.get(order.get("S"))
+    side = choose({"SELL": "long", "BUY": "short"}, order.get("S"))
     if not isinstance(symbol, str) or side is None:
         reject(parsed, "unexpected_shape", item)
         return
     try:
-        filled = float(order.get("z") or order.get("q") or "nan")
-        price = float(order.get("ap") or 0) or float(order.get("p") or "nan")
+        filled = number(order.get("z") or order.get("q") or "nan")
+        price = number(order.get("ap") or 0) or number(order.get("p") or "nan")
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return

@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, parse_items, reject
+from stream.collectors.parsing import choose, load_frame, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -139,7 +139,7 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if (
         not isinstance(arg, dict)
         or arg.get("topic") != TOPIC
-        or arg.get("instType") not in PRODUCT_TYPES
+        or choose(PRODUCT_TYPES, arg.get("instType")) is None
         or not isinstance(data, list)
     ):
         reject(parsed, "unexpected_shape", frame)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import orjson
 
@@ -12,31 +13,141 @@ from stream.collectors.venue import UNKNOWN_SYMBOL, Instrument, Instruments, Par
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 
+T = TypeVar("T")
+
 MAX_FRAME_CHARS = 1_000_000  # far above any venue's largest legitimate frame
+# One frame yields at most this many rejects plus one `too_many_rejects` summary: a frame of a
+# million broken items is one frame's worth of dead letters, not a flood (the raw topic keeps
+# the whole frame).
+MAX_REJECTS_PER_FRAME = 20
+# Venue frames nest a handful of levels; a deeper one is refused before any venue code calls
+# str() or repr() on it (Python recurses once per level and stops near 1,000).
+MAX_FRAME_DEPTH = 64
+TOO_MANY_REJECTS = "too_many_rejects"
+MAX_ITEM_CHARS = 4_000  # of one item's text in a reject; the raw frame is kept whole elsewhere
+_MAX_DEPTH = 50  # of an item rendered by hand when orjson cannot (nesting beyond its limit)
+
+
+class TooManyRejects(Rejected):
+    """The last reject of a frame that had more than `MAX_REJECTS_PER_FRAME`: counts the rest."""
+
+    def __init__(self) -> None:
+        super().__init__(TOO_MANY_REJECTS)
+        self.more: Counter[str] = Counter()
+
+    def count(self, reason: str) -> None:
+        self.more[reason] += 1
+        total = sum(self.more.values())
+        reasons = ", ".join(f"{name} {n}" for name, n in self.more.most_common())
+        self.detail = f"and {total} more rejects in this frame ({reasons})"
+        self.args = (f"{self.reason}: {self.detail}",)
+
+
+def add_reject(parsed: Parsed, rejected: Rejected) -> None:
+    """Record one reject, keeping a frame's rejects bounded (see `MAX_REJECTS_PER_FRAME`)."""
+    rejects = parsed.rejects
+    if len(rejects) < MAX_REJECTS_PER_FRAME:
+        rejects.append(Rejected(rejected.reason, printable(rejected.detail)))
+        return
+    summary = rejects[-1]
+    if not isinstance(summary, TooManyRejects):
+        summary = TooManyRejects()
+        rejects.append(summary)
+    summary.count(rejected.reason)
+
+
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: a lone surrogate (bytes that were not UTF-8, kept by Python's
+    surrogateescape) is written as its escape instead of breaking the JSON writer."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 def load_frame(text: str, parsed: Parsed) -> Any | None:
     """Decode a frame's JSON, or record a reject in `parsed` and return None."""
     if len(text) > MAX_FRAME_CHARS:
-        parsed.rejects.append(Rejected("oversized_frame", f"{len(text)} chars: {text[:200]}"))
+        add_reject(parsed, Rejected("oversized_frame", f"{len(text)} chars: {text[:200]}"))
         return None
     try:
-        return orjson.loads(text)
+        frame = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        parsed.rejects.append(Rejected("invalid_json", f"{exc}: {text[:1000]}"))
+        add_reject(parsed, Rejected("invalid_json", f"{exc}: {text[:1000]}"))
         return None
+    if _deeper_than(frame, MAX_FRAME_DEPTH):
+        add_reject(parsed, Rejected("nesting_too_deep", f"over {MAX_FRAME_DEPTH}: {text[:1000]}"))
+        return None
+    return frame
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest more than `limit` levels (iterative: never recurses)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        elif not isinstance(node, list):
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in node if isinstance(child, list | dict))
+    return False
 
 
 def item_text(item: Any) -> str:
-    """The raw text of one frame item, for the dead-letter record."""
+    """The raw text of one frame item (at most `MAX_ITEM_CHARS`), for the dead-letter record."""
+    try:
+        text = orjson.dumps(item).decode()
+    except TypeError:  # nested deeper than orjson writes
+        text = _shallow_text(item, _MAX_DEPTH)
+    if len(text) > MAX_ITEM_CHARS:
+        return f"{text[:MAX_ITEM_CHARS]}... ({len(text)} chars)"
+    return text
+
+
+def _shallow_text(item: Any, depth: int) -> str:
+    """JSON-like text of `item` down to `depth` levels, `...` below (never recurses deeper)."""
+    if isinstance(item, list):
+        if depth <= 0:
+            return "[...]"
+        return "[" + ",".join(_shallow_text(child, depth - 1) for child in item) + "]"
+    if isinstance(item, dict):
+        if depth <= 0:
+            return "{...}"
+        pairs = (f"{_shallow_text(k, 0)}:{_shallow_text(v, depth - 1)}" for k, v in item.items())
+        return "{" + ",".join(pairs) + "}"
     try:
         return orjson.dumps(item).decode()
     except TypeError:
-        return repr(item)
+        return printable(repr(item)[:MAX_ITEM_CHARS])
 
 
 def reject(parsed: Parsed, reason: str, item: Any) -> None:
-    parsed.rejects.append(Rejected(reason, item_text(item)))
+    add_reject(parsed, Rejected(reason, item_text(item)))
+
+
+def number(value: Any) -> float:
+    """A JSON number, or a string holding one (venues send both), as a float. Raises
+    TypeError for anything else: a boolean, null, a list or an object is never a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {_shallow_text(value, 2)[:200]}")
+    return float(value)
+
+
+def text_field(value: Any) -> str:
+    """A JSON string field, or TypeError: a symbol or side that is a list or an object (or a
+    number) must not reach a dict lookup, where it raises `unhashable type` or matches nothing."""
+    if not isinstance(value, str):
+        raise TypeError(f"not a string: {_shallow_text(value, 2)[:200]}")
+    return value
+
+
+def choose(table: Mapping[str, T], value: Any) -> T | None:
+    """`table[value]` for a string `value`, else None (a list or object is never a key)."""
+    return table.get(value) if isinstance(value, str) else None
 
 
 def parse_items(
@@ -49,8 +160,8 @@ def parse_items(
         try:
             event = parse_one(item)
         except Rejected as exc:
-            parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            add_reject(parsed, Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError):
             reject(parsed, "malformed_item", item)
         else:
             if event is not None:
@@ -59,7 +170,11 @@ def parse_items(
 
 
 def lookup(instruments: Instruments, symbol: str, parsed: Parsed, item: Any) -> Instrument | None:
-    """The instrument for `symbol`, or an `unknown_symbol` reject (the shell refreshes once)."""
+    """The instrument for `symbol`, or an `unknown_symbol` reject (the shell refreshes once);
+    a symbol that is not a string is an `unexpected_shape` reject."""
+    if not isinstance(symbol, str):
+        reject(parsed, "unexpected_shape", item)
+        return None
     instrument = instruments.get(symbol)
     if instrument is None:
         reject(parsed, UNKNOWN_SYMBOL, item)
@@ -111,4 +226,4 @@ def add_sized_event(
             )
         )
     except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(item)}"))
+        add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(item)}"))

@@ -1,0 +1,367 @@
+"""Poison frames for every feed: mutations of the venues' own frames, as an attacker or a broken
+venue would send them, and a runner that checks the parsers and `normalize_lines` survive them.
+
+Run `make fuzz` (100,000 frames) or `python -m tests.collectors.fuzzing --frames N --seed S`.
+It prints the number of frames, events, rejects, quiet frames (acks and heartbeats), tracebacks
+and lost lines, and exits 1 unless tracebacks and lost lines are both 0.
+`tests/collectors/test_fuzz.py` runs the same checks on a bounded count in the normal suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from stream.collectors.instruments import InstrumentBook
+from stream.collectors.parsing import MAX_REJECTS_PER_FRAME
+from stream.collectors.registry import FEEDS
+from stream.collectors.venue import Feed, Parsed
+from stream.commands import normalize_lines
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RECEIVED_TS = 1_800_000_000_000
+DEEP = 100_000  # nesting far beyond any recursion limit
+
+# Values no field of any venue expects all of: wrong types, huge and non-finite numbers,
+# strings that look like numbers, control characters, surrogate escapes (JSON text, so that
+# a lone surrogate can be written at all).
+POISON_JSON: tuple[str, ...] = (
+    "null",
+    "true",
+    "false",
+    "0",
+    "-1",
+    "1",
+    "1.7976931348623157e308",
+    "-1.7976931348623157e308",
+    "5e-324",
+    "123456789012345678901234567890",
+    "-123456789012345678901234567890",
+    '""',
+    '" "',
+    '"nan"',
+    '"NaN"',
+    '"inf"',
+    '"-Infinity"',
+    '"1e308"',
+    '"1e309"',
+    '"-0"',
+    '"0x10"',
+    '"1_000"',
+    '"\\u0000"',
+    '"\\u001c\\u001d"',
+    '"\\ud800"',
+    '"\\udc80x"',
+    '"\\u2028"',
+    "[]",
+    "{}",
+    "[null]",
+    '{"a":1}',
+    "[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]",
+    "[" * 200 + "]" * 200,
+    '"' + "A" * 5000 + '"',
+)
+
+
+def _frames_of(venue: str) -> list[str]:
+    """Every single-frame fixture of a venue (REST payloads are not frames)."""
+    folder = FIXTURES / venue
+    frames = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("rest_"):
+            text = path.read_text().strip()
+            if text:
+                frames.append(text)
+    return frames
+
+
+def _rendered(feed: Feed, book: InstrumentBook) -> list[str]:
+    """A few frames the venue module renders itself, one per kind of instrument."""
+    if feed.render is None:
+        return []
+    frames = []
+    seen_types = set()
+    for symbol in book.symbols():
+        instrument = book[symbol]
+        kind = (instrument.contract_type, instrument.units > 1)
+        if kind in seen_types:
+            continue
+        seen_types.add(kind)
+        for side in ("long", "short"):
+            frames.append(feed.render(instrument, side, 100.0, 2.0, RECEIVED_TS - 5_000, 7))
+    return frames
+
+
+@dataclass
+class Corpus:
+    """The seed frames of one feed and the instruments it parses them with."""
+
+    feed: Feed
+    book: InstrumentBook
+    seeds: list[str]
+    data_seeds: list[str]  # the seeds that give at least one event unmutated
+
+
+def corpus(feed: Feed) -> Corpus:
+    book = InstrumentBook(feed, url="")
+    seeds = _frames_of(feed.exchange) + _rendered(feed, book)
+    data_seeds = [seed for seed in seeds if feed.parse(seed, book, RECEIVED_TS).events]
+    return Corpus(feed, book, seeds, data_seeds)
+
+
+# ---- structural mutations (on decoded JSON, re-encoded as text) ----
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _paths(child, (*prefix, index))
+
+
+def _to_text(value: Any, path: tuple[Any, ...], replacement: str) -> str:
+    """`value` as JSON text with the node at `path` replaced by the JSON text `replacement`."""
+    marker = "\x00liqstream-fuzz\x00"
+    if not path:
+        return replacement
+    copy = orjson.loads(orjson.dumps(value))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    node[path[-1]] = marker
+    return orjson.dumps(copy).decode().replace(orjson.dumps(marker).decode(), replacement, 1)
+
+
+def wrong_type(frame: Any, rng: random.Random) -> str:
+    """One field (at any depth, the whole frame included) given a poison value."""
+    path = rng.choice(list(_paths(frame)))
+    return _to_text(frame, path, rng.choice(POISON_JSON))
+
+
+def deep_nesting(frame: Any, rng: random.Random) -> str:
+    path = rng.choice(list(_paths(frame)))
+    depth = rng.choice((200, 1_000, DEEP))
+    opener, closer = rng.choice((("[", "]"), ('{"a":', "}")))
+    return _to_text(frame, path, opener * depth + "1" + closer * depth)
+
+
+def drop_key(frame: Any, rng: random.Random) -> str:
+    paths = [p for p in _paths(frame) if p]
+    if not paths:
+        return orjson.dumps(frame).decode()
+    path = rng.choice(paths)
+    copy = orjson.loads(orjson.dumps(frame))
+    node = copy
+    for step in path[:-1]:
+        node = node[step]
+    del node[path[-1]]
+    return orjson.dumps(copy).decode()
+
+
+def multiply_items(frame: Any, rng: random.Random) -> str:
+    """The first list in the frame repeated many times, with every copy broken: a flood."""
+    for path in _paths(frame):
+        node = frame
+        for step in path:
+            node = node[step]
+        if isinstance(node, list) and node:
+            count = rng.choice((100, 5_000, 50_000))
+            items = ",".join(rng.choice(('{"x":1}', "null", "[1]", '"x"')) for _ in range(count))
+            return _to_text(frame, path, "[" + items + "]")
+    return orjson.dumps(frame).decode()
+
+
+STRUCTURAL: tuple[Callable[[Any, random.Random], str], ...] = (
+    wrong_type,
+    wrong_type,
+    wrong_type,
+    deep_nesting,
+    drop_key,
+    multiply_items,
+)
+
+# ---- byte-level mutations (on the frame's UTF-8 bytes) ----
+
+_NASTY_BYTES = (b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\x1c", b"\x1d", b"\x85", b"\r", b"\\")
+
+
+def byte_flip(data: bytes, rng: random.Random) -> bytes:
+    mutable = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        if mutable:
+            mutable[rng.randrange(len(mutable))] ^= 1 << rng.randrange(8)
+    return bytes(mutable)
+
+
+def truncate(data: bytes, rng: random.Random) -> bytes:
+    return data[: rng.randrange(len(data) + 1)]
+
+
+def insert_bytes(data: bytes, rng: random.Random) -> bytes:
+    at = rng.randrange(len(data) + 1)
+    return data[:at] + rng.choice(_NASTY_BYTES) + data[at:]
+
+
+def numbers_huge(data: bytes, rng: random.Random) -> bytes:
+    """Every run of digits after one point replaced by a huge or non-finite spelling."""
+    text = data.decode("utf-8", "surrogateescape")
+    digits = [i for i, char in enumerate(text) if char.isdigit()]
+    if not digits:
+        return data
+    at = rng.choice(digits)
+    end = at
+    while end < len(text) and (text[end].isdigit() or text[end] in ".eE+-"):
+        end += 1
+    spelling = rng.choice(("1e308", "1e309", "9" * 400, "NaN", "Infinity", "-1e308", "0"))
+    return (text[:at] + spelling + text[end:]).encode("utf-8", "surrogateescape")
+
+
+BYTEWISE: tuple[Callable[[bytes, random.Random], bytes], ...] = (
+    byte_flip,
+    truncate,
+    insert_bytes,
+    numbers_huge,
+)
+
+
+def mutate(seed: str, rng: random.Random) -> bytes:
+    """One poison frame made from `seed` (a frame's text), as the bytes a venue could send."""
+    try:
+        frame = orjson.loads(seed)
+    except orjson.JSONDecodeError:
+        frame = None
+    if frame is not None and rng.random() < 0.6:
+        text = rng.choice(STRUCTURAL)(frame, rng)
+        data = text.encode("utf-8", "surrogatepass")
+        if rng.random() < 0.2:
+            data = rng.choice(BYTEWISE)(data, rng)
+        return data
+    return rng.choice(BYTEWISE)(seed.encode(), rng)
+
+
+# ---- the checks ----
+
+
+@dataclass
+class Tally:
+    frames: int = 0
+    events: int = 0
+    rejects: int = 0
+    quiet: int = 0
+    tracebacks: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def as_text(data: bytes) -> str:
+    """What a parser can be handed: a websocket text frame is UTF-8, so invalid bytes appear
+    here as the lone surrogates Python's `surrogateescape` makes of them."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def check_parse(feed: Feed, book: InstrumentBook, text: str, tally: Tally) -> Parsed | None:
+    """Parse one frame; record a traceback or an unbounded reject list as a failure."""
+    tally.frames += 1
+    try:
+        parsed = feed.parse(text, book, RECEIVED_TS)
+    except Exception:  # every escape is counted and printed: finding them is the point
+        tally.tracebacks.append(f"{feed.name}: {text[:300]!r}\n{traceback.format_exc()}")
+        return None
+    tally.events += len(parsed.events)
+    tally.rejects += len(parsed.rejects)
+    tally.reasons.update(r.reason for r in parsed.rejects)
+    if not parsed.events and not parsed.rejects:
+        tally.quiet += 1
+    if len(parsed.rejects) > MAX_REJECTS_PER_FRAME + 1:
+        tally.lost.append(f"{feed.name}: {len(parsed.rejects)} rejects from one frame")
+    for rejected in parsed.rejects:
+        if not rejected.reason or not isinstance(rejected.detail, str):
+            tally.lost.append(f"{feed.name}: reject without a reason: {rejected!r}")
+        else:
+            try:
+                rejected.detail.encode()
+            except UnicodeEncodeError:
+                tally.lost.append(f"{feed.name}: reject detail is not UTF-8: {rejected!r}")
+    return parsed
+
+
+def check_normalize(feed: Feed, book: InstrumentBook, lines: list[bytes], tally: Tally) -> None:
+    """The lines through `normalize_lines`: no traceback, every reject record has a reason, and
+    every line that is not UTF-8 or whose frame the parser rejects has a reject record."""
+    out, err = io.StringIO(), io.StringIO()
+    stream = io.BytesIO(b"".join(line + b"\n" for line in lines))
+    try:
+        normalize_lines(feed, stream, out, err, received_ts=RECEIVED_TS, instruments=book)
+    except Exception:  # counted and printed, as above
+        tally.tracebacks.append(f"normalize {feed.name}\n{traceback.format_exc()}")
+        return
+    rejected_lines = set()
+    for line in err.getvalue().split("\n")[:-1]:
+        record = orjson.loads(line)
+        rejected_lines.add(record["line"])
+        if not record.get("reason"):
+            tally.lost.append(f"normalize {feed.name}: reject without reason {line[:200]}")
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode()
+        except UnicodeDecodeError:
+            expected = True
+        else:
+            expected = bool(feed.parse(text, book, RECEIVED_TS).rejects)
+        if expected and line.strip(b" \t\r") and number not in rejected_lines:
+            tally.lost.append(f"normalize {feed.name}: line {number} vanished: {line[:200]!r}")
+
+
+def run(frames: int, seed: int, *, normalize_every: int = 50) -> Tally:
+    """`frames` poison frames spread evenly over every feed."""
+    rng = random.Random(seed)
+    corpora = [corpus(feed) for feed in FEEDS.values()]
+    tally = Tally()
+    batch: dict[str, list[bytes]] = {c.feed.name: [] for c in corpora}
+    for number in range(frames):
+        c = corpora[number % len(corpora)]
+        data = mutate(rng.choice(c.seeds), rng)
+        check_parse(c.feed, c.book, as_text(data), tally)
+        lines = batch[c.feed.name]
+        lines.append(data.replace(b"\n", b" "))
+        if len(lines) >= normalize_every:
+            check_normalize(c.feed, c.book, lines, tally)
+            lines.clear()
+    for c in corpora:
+        if batch[c.feed.name]:
+            check_normalize(c.feed, c.book, batch[c.feed.name], tally)
+    return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=15)
+    args = parser.parse_args(argv)
+    tally = run(args.frames, args.seed)
+    for failure in [*tally.tracebacks[:5], *tally.lost[:5]]:
+        print(failure, file=sys.stderr)
+    print(
+        f"frames {tally.frames} across {len(FEEDS)} feeds: events {tally.events},"
+        f" rejects {tally.rejects}, quiet {tally.quiet},"
+        f" tracebacks {len(tally.tracebacks)}, lost lines {len(tally.lost)}"
+    )
+    print("reject reasons: " + ", ".join(f"{r} {n}" for r, n in tally.reasons.most_common(12)))
+    return 0 if not tally.tracebacks and not tally.lost else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
