@@ -12,55 +12,121 @@ Documented frame:
 - `leavesQty` is contracts: XBTUSD and other inverse contracts are 1 USD each; linear
   contracts hold 1/underlyingToPositionMultiplier coins (XBTUSDT: 0.000001 XBT).
 - No timestamp: the receive time is used. XBT means BTC.
+
+Quanto contracts (`isQuanto`: ETHUSD and others) are priced in USD but settled in XBT: one
+contract is worth `multiplier` satoshis (XBt) per USD of price (ETHUSD: 100, i.e. 0.000001 XBT
+per $1; BitMEX contract guide and `/api/v1/instrument`). So USD = contracts x multiplier x
+1e-8 x price x XBTUSD, and coins = USD / price. The XBT/USD rate comes from BitMEX's own XBT
+index `.BXBT` (`instrument:.BXBT` in the same subscription; its `partial` arrives on
+connecting, then each new `lastPrice`). The rate is state between frames, so the shell keeps one
+`XbtUsdRate` parser per pipeline (`Feed.stateful_parse`); a quanto liquidation before any rate
+is dead-lettered as `xbt_usd_rate_unknown`. A quanto instrument is kept as
+`Instrument(quote="XBT", contract_size=multiplier x 1e-8)`: XBT per contract per unit of
+price. Quantos settled in USDt are plain linear contracts (multiplier x 1e-6 coins each).
+Left out, and dead-lettered as `unknown_symbol` if they ever liquidate: linear contracts
+quoted in XBT (ETHXBT-style; their price is in XBT) and any other settlement currency.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, item_text, load_frame, lookup, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import make_event
 from stream.symbols import canonical_coin
+
+RATE_SYMBOL = ".BXBT"  # BitMEX's XBT/USD index
+_SATOSHI = 1e-8  # XBt per XBT
+_USDT_MINOR = 1e-6  # USDt per USDT
+_USD_QUOTES = ("USD", "USDT", "USDC")
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
-    return []  # `?subscribe=liquidation` in the URL
+    return []  # `?subscribe=liquidation,instrument:.BXBT` in the URL
 
 
 def fake_reply(text: str) -> list[str]:
     return ["pong"] if text == "ping" else []
 
 
-def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+def read(
+    text: str, instruments: Instruments, received_ts: int, xbt_usd: float | None
+) -> tuple[Parsed, float | None]:
+    """One frame with the XBT/USD rate known so far -> its events, and the rate after it."""
     parsed = Parsed()
     if text == "pong":
-        return parsed
+        return parsed, xbt_usd
     frame = load_frame(text, parsed)
     if frame is None:
-        return parsed
+        return parsed, xbt_usd
     if not isinstance(frame, dict):
         reject(parsed, "unexpected_shape", frame)
-        return parsed
+        return parsed, xbt_usd
     if "error" in frame:
         reject(parsed, "venue_error", frame)
-        return parsed
+        return parsed, xbt_usd
+    if frame.get("table") == "instrument":
+        return parsed, _rate(frame, parsed, xbt_usd)
     if frame.get("table") != "liquidation":
-        return parsed  # welcome message, subscription answer
+        return parsed, xbt_usd  # welcome message, subscription answer
     if frame.get("action") not in ("insert", "partial"):
-        return parsed  # update/delete: the order was counted when it appeared
+        return parsed, xbt_usd  # update/delete: the order was counted when it appeared
     data = frame.get("data")
     if not isinstance(data, list):
         reject(parsed, "unexpected_shape", frame)
-        return parsed
+        return parsed, xbt_usd
     for row in data:
-        _parse_row(row, instruments, received_ts, parsed)
-    return parsed
+        _parse_row(row, instruments, received_ts, xbt_usd, parsed)
+    return parsed, xbt_usd
 
 
-def _parse_row(row: Any, instruments: Instruments, received_ts: int, parsed: Parsed) -> None:
+def _rate(frame: dict[str, Any], parsed: Parsed, xbt_usd: float | None) -> float | None:
+    """The `.BXBT` index's latest `lastPrice` in an instrument frame (updates carry only the
+    fields that changed)."""
+    data = frame.get("data")
+    if not isinstance(data, list):
+        reject(parsed, "unexpected_shape", frame)
+        return xbt_usd
+    for row in data:
+        if not isinstance(row, dict) or row.get("symbol") != RATE_SYMBOL or "lastPrice" not in row:
+            continue
+        price = row["lastPrice"]
+        if (
+            isinstance(price, bool)
+            or not isinstance(price, int | float)
+            or not 0 < price < math.inf
+        ):
+            reject(parsed, "invalid_number", row)
+            continue
+        xbt_usd = float(price)
+    return xbt_usd
+
+
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    """One frame on its own (no XBT/USD rate from earlier frames)."""
+    return read(text, instruments, received_ts, None)[0]
+
+
+class XbtUsdRate:
+    """The shell's stateful parser: remembers the latest `.BXBT` rate for quanto contracts."""
+
+    def __init__(self) -> None:
+        self.xbt_usd: float | None = None
+
+    def __call__(self, text: str, instruments: Instruments, received_ts: int) -> Parsed:
+        parsed, self.xbt_usd = read(text, instruments, received_ts, self.xbt_usd)
+        return parsed
+
+
+def _parse_row(
+    row: Any, instruments: Instruments, received_ts: int, xbt_usd: float | None, parsed: Parsed
+) -> None:
     side = (
         {"Sell": "long", "Buy": "short"}.get(str(row.get("side")))
         if isinstance(row, dict)
@@ -77,6 +143,9 @@ def _parse_row(row: Any, instruments: Instruments, received_ts: int, parsed: Par
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", row)
         return
+    if instrument.quote == "XBT":
+        _add_quanto_event(parsed, row, instrument, side, contracts, price, xbt_usd, received_ts)
+        return
     add_sized_event(
         parsed,
         row,
@@ -89,6 +158,42 @@ def _parse_row(row: Any, instruments: Instruments, received_ts: int, parsed: Par
         received_ts=received_ts,
         event_id=row.get("orderID"),
     )
+
+
+def _add_quanto_event(
+    parsed: Parsed,
+    row: dict[str, Any],
+    instrument: Instrument,
+    side: str,
+    contracts: float,
+    price_usd: float,
+    xbt_usd: float | None,
+    received_ts: int,
+) -> None:
+    """USD = contracts x XBT per contract per USD of price x price x XBTUSD."""
+    if xbt_usd is None:
+        reject(parsed, "xbt_usd_rate_unknown", row)
+        return
+    notional_usd = contracts * instrument.contract_size * price_usd * xbt_usd
+    try:
+        event = make_event(
+            id=row.get("orderID"),
+            exchange="bitmex",
+            symbol=instrument.symbol,
+            coin=instrument.coin,
+            quote="USD",
+            contract_type="linear",
+            side=side,
+            price=price_usd,
+            quantity=notional_usd / price_usd if price_usd > 0 else math.nan,
+            notional_usd=notional_usd,
+            ts=received_ts,
+            received_ts=received_ts,
+        )
+    except Rejected as rejected:
+        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(row)}"))
+    else:
+        parsed.events.append(event)
 
 
 def render(
@@ -110,20 +215,26 @@ def render(
 
 def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
     """/api/v1/instrument/active: [{"symbol", "underlying", "quoteCurrency", "isInverse",
-    "isQuanto", "underlyingToPositionMultiplier", "multiplier"}]; quanto contracts are left
-    out (their USD value depends on a second currency's rate)."""
+    "isQuanto", "multiplier", "settlCurrency", "underlyingToPositionMultiplier"}]. Inverse:
+    1 USD per contract; linear: 1/underlyingToPositionMultiplier coins; quanto: see the
+    module docstring. Linear contracts not quoted in USD, USDT or USDC are left out."""
     instruments = {}
     for row in payload:
-        if row.get("isQuanto"):
-            continue
         coin, _ = canonical_coin(row["underlying"])
-        if row.get("isInverse"):
-            instruments[row["symbol"]] = Instrument(row["symbol"], coin, "USD", "inverse", 1.0)
-        elif row.get("underlyingToPositionMultiplier"):
+        symbol = row["symbol"]
+        if row.get("isQuanto"):
+            multiplier = abs(float(row["multiplier"]))
+            if row.get("settlCurrency") == "XBt":
+                size = multiplier * _SATOSHI  # XBT per contract per unit of price
+                instruments[symbol] = Instrument(symbol, coin, "XBT", "linear", size)
+            elif row.get("settlCurrency") == "USDt":
+                size = multiplier * _USDT_MINOR  # coins per contract
+                instruments[symbol] = Instrument(symbol, coin, "USDT", "linear", size)
+        elif row.get("isInverse"):
+            instruments[symbol] = Instrument(symbol, coin, "USD", "inverse", 1.0)
+        elif row.get("underlyingToPositionMultiplier") and row["quoteCurrency"] in _USD_QUOTES:
             size = 1 / float(row["underlyingToPositionMultiplier"])
-            instruments[row["symbol"]] = Instrument(
-                row["symbol"], coin, row["quoteCurrency"], "linear", size
-            )
+            instruments[symbol] = Instrument(symbol, coin, row["quoteCurrency"], "linear", size)
     return instruments
 
 
@@ -131,7 +242,7 @@ FEEDS = (
     Feed(
         name="bitmex",
         exchange="bitmex",
-        url="wss://ws.bitmex.com/realtime?subscribe=liquidation",
+        url=f"wss://ws.bitmex.com/realtime?subscribe=liquidation,instrument:{RATE_SYMBOL}",
         subscribe=subscribe,
         parse=parse,
         ping_text="ping",
@@ -141,6 +252,10 @@ FEEDS = (
         instruments_url="https://www.bitmex.com/api/v1/instrument/active",
         instruments_from_rest=instruments_from_rest,
         render=render,
-        notes="every liquidation order; BitMEX gives no time, so the receive time is used",
+        notes=(
+            "every liquidation order, quanto contracts valued at the .BXBT XBT/USD index;"
+            " BitMEX gives no time, so the receive time is used"
+        ),
+        stateful_parse=XbtUsdRate,
     ),
 )

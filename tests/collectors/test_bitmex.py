@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from stream.collectors.bitmex import FEEDS
+from stream.collectors.bitmex import FEEDS, XbtUsdRate
 from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.venue import Instrument
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 (BITMEX,) = FEEDS
@@ -80,33 +82,70 @@ def test_bad_rows(text: str, reason: str) -> None:
     assert [r.reason for r in BITMEX.parse(text, INSTRUMENTS, RECEIVED_TS).rejects] == [reason]
 
 
-def test_instruments_from_rest_skips_quanto() -> None:
-    payload = [
-        {
-            "symbol": "XBTUSD",
-            "underlying": "XBT",
-            "quoteCurrency": "USD",
-            "isInverse": True,
-            "isQuanto": False,
-        },
-        {
-            "symbol": "XBTUSDT",
-            "underlying": "XBT",
-            "quoteCurrency": "USDT",
-            "isInverse": False,
-            "isQuanto": False,
-            "underlyingToPositionMultiplier": 1000000,
-        },
-        {
-            "symbol": "ETHUSD",
-            "underlying": "ETH",
-            "quoteCurrency": "USD",
-            "isInverse": False,
-            "isQuanto": True,
-        },
-    ]
+def rest_instruments() -> dict[str, Instrument]:
     assert BITMEX.instruments_from_rest is not None
-    got = BITMEX.instruments_from_rest(payload)
-    assert set(got) == {"XBTUSD", "XBTUSDT"}
-    assert got["XBTUSDT"].contract_size == pytest.approx(1e-6)
-    assert got["XBTUSD"].coin == "BTC"
+    return BITMEX.instruments_from_rest(orjson.loads(fixture("bitmex", "rest_instruments.json")))
+
+
+def test_instruments_from_rest() -> None:
+    got = rest_instruments()
+    assert got == {
+        "XBTUSD": Instrument("XBTUSD", "BTC", "USD", "inverse", 1.0),
+        "XBTUSDT": Instrument("XBTUSDT", "BTC", "USDT", "linear", pytest.approx(1e-6)),
+        # Quanto: 100 XBt (1e-6 XBT) per contract per USD of price, settled in XBT.
+        "ETHUSD": Instrument("ETHUSD", "ETH", "XBT", "linear", pytest.approx(1e-6)),
+    }  # ETHXBT (a linear contract priced in XBT) is left out
+
+
+def test_quanto_is_valued_at_the_xbt_index() -> None:
+    """ETHUSD: 1000 contracts x 0.000001 XBT per $1 x 2412.35 = 2.41235 XBT; at .BXBT 97000
+    that is 233997.95 USD, and 233997.95 / 2412.35 = 97 ETH."""
+    parser = XbtUsdRate()
+    instruments = rest_instruments()
+    rate = parser(fixture("bitmex", "instrument_bxbt_partial.json"), instruments, RECEIVED_TS)
+    assert rate.events == [] and rate.rejects == []
+    assert parser.xbt_usd == 97000
+    parsed = parser(fixture("bitmex", "quanto_ethusd_insert.json"), instruments, RECEIVED_TS)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    assert_event(
+        event,
+        id="3f9e2c1a-7b4d-4e8f-9a2b-6c5d4e3f2a1b",
+        exchange="bitmex",
+        symbol="ETHUSD",
+        coin="ETH",
+        quote="USD",
+        contract_type="linear",
+        side="long",  # Sell closes a long
+        price=2412.35,
+        quantity=97.0,
+        notional_usd=233997.95,
+        ts=RECEIVED_TS,
+    )
+    # Each new lastPrice replaces the rate: 1000 x 1e-6 x 2412.35 x 97250.5 = 234602.243675.
+    parser(fixture("bitmex", "instrument_bxbt_update.json"), instruments, RECEIVED_TS)
+    text = fixture("bitmex", "quanto_ethusd_insert.json").replace("3f9e2c1a", "4f9e2c1a")
+    (later,) = parser(text, instruments, RECEIVED_TS).events
+    assert_event(later, notional_usd=234602.243675, quantity=234602.243675 / 2412.35)
+
+
+def test_quanto_before_any_rate_is_dead_lettered() -> None:
+    parsed = BITMEX.parse(fixture("bitmex", "quanto_ethusd_insert.json"), rest_instruments(), 1)
+    assert parsed.events == []
+    assert [r.reason for r in parsed.rejects] == ["xbt_usd_rate_unknown"]
+    assert "ETHUSD" in parsed.rejects[0].detail
+
+
+def test_bad_rate_is_rejected_and_the_old_rate_kept() -> None:
+    parser = XbtUsdRate()
+    parser(fixture("bitmex", "instrument_bxbt_partial.json"), {}, RECEIVED_TS)
+    bad = '{"table":"instrument","action":"update","data":[{"symbol":".BXBT","lastPrice":"x"}]}'
+    assert [r.reason for r in parser(bad, {}, RECEIVED_TS).rejects] == ["invalid_number"]
+    assert parser.xbt_usd == 97000
+    other = '{"table":"instrument","action":"update","data":[{"symbol":"XBTUSD","lastPrice":1}]}'
+    assert parser(other, {}, RECEIVED_TS).rejects == [] and parser.xbt_usd == 97000
+
+
+def test_subscribes_to_the_xbt_index_with_the_liquidations() -> None:
+    assert BITMEX.url == "wss://ws.bitmex.com/realtime?subscribe=liquidation,instrument:.BXBT"
+    assert BITMEX.stateful_parse is XbtUsdRate
