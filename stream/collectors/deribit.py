@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, item_text, load_frame, reject
+from stream.collectors.parsing import add_sized_event, item_text, load_frame, number, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import make_event
@@ -153,9 +153,9 @@ def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> Non
         reject(parsed, "quote_not_usd", trade)
         return
     try:
-        amount, price = float(trade["amount"]), float(trade["price"])
+        amount, price = number(trade["amount"]), number(trade["price"])
         if is_option(name) and instrument.contract_type == "inverse":
-            price *= float(trade["index_price"])  # premium in BTC/ETH -> USD per coin
+            price *= number(trade["index_price"])  # premium in BTC/ETH -> USD per coin
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", trade)
         return

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, lookup, reject
+from stream.collectors.parsing import add_sized_event, load_frame, lookup, number, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.symbols import canonical_coin
 
@@ -68,7 +68,7 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         if not isinstance(entry, dict) or not isinstance(entry.get("details"), list):
             reject(parsed, "unexpected_shape", entry)
             continue
-        instrument = lookup(instruments, str(entry.get("instId")), parsed, entry)
+        instrument = lookup(instruments, entry.get("instId"), parsed, entry)
         if instrument is None:
             continue
         for detail in entry["details"]:
@@ -91,8 +91,8 @@ def _parse_detail(detail: Any, instrument: Instrument, received_ts: int, parsed:
         reject(parsed, "unexpected_shape", detail)
         return
     try:
-        contracts = float(detail.get("sz"))
-        price = float(detail.get("bkPx"))
+        contracts = number(detail.get("sz"))
+        price = number(detail.get("bkPx"))
         ts = int(detail.get("ts"))
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", detail)
