@@ -169,7 +169,7 @@ def parse_items(
     return parsed
 
 
-def lookup(instruments: Instruments, symbol: str, parsed: Parsed, item: Any) -> Instrument | None:
+def lookup(instruments: Instruments, symbol: Any, parsed: Parsed, item: Any) -> Instrument | None:
     """The instrument for `symbol`, or an `unknown_symbol` reject (the shell refreshes once);
     a symbol that is not a string is an `unexpected_shape` reject."""
     if not isinstance(symbol, str):
