@@ -95,11 +95,33 @@ function renderAlerts() {
   }));
 }
 
+// "803/805": instruments subscribed of those the venue lists (from the collectors' coverage
+// records); partial coverage is highlighted and the topics the venue refused listed beneath.
+function instruments(v) {
+  if (v.instruments_listed === null) return el("td", { className: "dim instruments", title: "no coverage reported yet" }, "–");
+  const partial = v.instruments_subscribed < v.instruments_listed;
+  const title = (v.wildcard ? "one subscription for every instrument; " : "")
+    + "as of " + time(v.coverage_as_of) + (v.state === "connected" ? "" : " (not connected now)");
+  return el("td", { className: "instruments" + (partial ? " partial" : v.state === "connected" ? "" : " dim"), title },
+    v.instruments_subscribed + "/" + v.instruments_listed);
+}
+function rejectedRow(v) { // every refused topic, in a list that scrolls past a few
+  const items = v.rejected.map((r) => el("li", {}, el("code", {}, r.topic), " " + r.reason));
+  const row = el("tr", { className: "rejected" }, el("td", { colSpan: 4 },
+    `${v.rejected.length} rejected by ${v.exchange}:`, el("ul", {}, ...items)));
+  row.dataset.feed = v.feed;
+  return row;
+}
 function renderCoverage(venues) {
-  document.querySelector("#coverage tbody").replaceChildren(...venues.map((v) => el("tr", {},
-    el("td", {}, v.feed, v.lower_bound ? el("span", { className: "lb", title: v.note }, " lower bound") : ""),
-    el("td", { className: v.state === "connected" ? "short" : v.state === "unknown" ? "dim" : "long" }, v.state),
-    el("td", {}, String(v.gaps_24h.length)))));
+  document.querySelector("#coverage tbody").replaceChildren(...venues.flatMap((v) => {
+    const row = el("tr", {},
+      el("td", {}, v.feed, v.lower_bound ? el("span", { className: "lb", title: v.note }, " lower bound") : ""),
+      el("td", { className: v.state === "connected" ? "short" : v.state === "unknown" ? "dim" : "long" }, v.state),
+      instruments(v),
+      el("td", {}, String(v.gaps_24h.length)));
+    row.dataset.feed = v.feed;
+    return v.rejected.length ? [row, rejectedRow(v)] : [row];
+  }));
 }
 
 async function loadAll() {
@@ -114,10 +136,11 @@ async function loadAll() {
   document.getElementById("asof").textContent = "as of " + time(t.as_of);
 }
 
-let pending = null;
-function soon(fn) { // coalesce bursts of updates into one repaint
-  if (pending) return;
-  pending = setTimeout(() => { pending = null; fn(); }, 250);
+const pending = new Set();
+function soon(kind, fn) { // coalesce bursts of updates of one kind into one repaint
+  if (pending.has(kind)) return; // (a status change never waits behind, nor is lost to, totals)
+  pending.add(kind);
+  setTimeout(() => { pending.delete(kind); fn(); }, 250);
 }
 
 function follow() {
@@ -127,14 +150,14 @@ function follow() {
   source.addEventListener("totals", (e) => {
     const r = JSON.parse(e.data);
     if (r.count) totals.set(key(r), r); else totals.delete(key(r));
-    soon(async () => {
+    soon("totals", async () => {
       renderCards(); renderTables();
       document.getElementById("asof").textContent = "as of " + time(r.as_of);
       renderFeed((await getJSON(`/api/largest?window=${LONGEST}&limit=15`)).largest);
     });
   });
   source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });
-  source.addEventListener("status", () => soon(async () => renderCoverage((await getJSON("/api/coverage")).venues)));
+  source.addEventListener("status", () => soon("status", async () => renderCoverage((await getJSON("/api/coverage")).venues)));
   source.onerror = () => { // the browser reconnects by itself; reload what we missed
     live.textContent = "reconnecting…"; live.className = "";
     loadAll().catch(() => {});

@@ -18,6 +18,7 @@ from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
 from stream.worker.web import OPENAPI
+from tests.api.test_view import coverage_record
 from tests.worker.test_breaches_kafka import wait_active
 from tests.worker.test_worker_kafka import (
     Totals,
@@ -80,12 +81,14 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
     now = int(time.time() * 1000)
     status = {"exchange": "okx", "feed": "okx", "state": "connected", "ts": now, "url": "ws://x"}
     gap = {**status, "state": "gap", "gap_start": now - 5_000, "gap_end": now - 1_000}
+    coverage = coverage_record("okx", now, 310, 309, "liquidation-orders.BTC-USD-251226")
     try:
         async with Totals(settings) as totals, aiohttp.ClientSession() as session:
             await wait_active(one)
             two.start()  # joins as the standby: it serves from the same view
             await produce(settings, events)
             await send(settings, topics.status, b"okx", status)
+            await send(settings, topics.status, b"okx", coverage)
             await send(settings, topics.status, b"okx", gap)
             await totals.wait_for_count(1_000)
             for worker in (one, two):
@@ -123,6 +126,8 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
             okx = next(v for v in answers[4][1][1]["venues"] if v["feed"] == "okx")
             assert okx["state"] == "connected" and okx["lower_bound"] is True
             assert okx["gaps_24h"] == [{"start": now - 5_000, "end": now - 1_000}]
+            assert (okx["instruments_subscribed"], okx["instruments_listed"]) == (309, 310)
+            assert okx["rejected"] == coverage["rejected"] and okx["coverage_as_of"] == now
 
             for path, params, reason in [
                 ("/api/totals", {"window": "7m"}, "unknown window '7m'"),

@@ -20,7 +20,10 @@ import aiohttp
 import pytest
 
 from stream.config import Settings
+from stream.kafka import Topics
 from stream.topics import ensure_topics
+from tests.api.test_api_kafka import send
+from tests.api.test_view import coverage_record
 from tests.worker.test_breaches_kafka import wait_active
 from tests.worker.test_worker_kafka import (
     Totals,
@@ -35,6 +38,7 @@ pytestmark = pytest.mark.kafka
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 HAVE_BROWSER = Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()
+NOT_REPORTED = "\u2013"  # an en dash: the panel's cell for a feed without a coverage record
 RULES = "rules:\n  - {name: market-1h-busy, metric: count, window: 1h, above: 300}\n"
 
 
@@ -94,6 +98,71 @@ async def text_becomes(driver, element_id: str, expected: str, timeout_s: float 
     raise AssertionError(f"#{element_id} shows {text!r}, not {expected!r}")
 
 
+async def coverage_shown(driver) -> dict[str, dict[str, Any]]:
+    """The coverage panel as a user reads it, per feed: its row's cells, whether the
+    instruments cell is highlighted, and the rejected topics listed beneath."""
+
+    # read in one go in the page: the panel is redrawn whenever a status record arrives
+    script = """
+      const shown = {};
+      for (const row of document.querySelectorAll("#coverage tbody tr")) {
+        if (row.classList.contains("rejected")) {
+          const items = [...row.querySelectorAll("li")];
+          shown[row.dataset.feed].rejected = items.map((li) => li.innerText);
+        } else {
+          shown[row.dataset.feed] = {
+            cells: [...row.querySelectorAll("td")].map((td) => td.innerText),
+            partial: row.querySelector("td.instruments").classList.contains("partial"),
+            rejected: [],
+          };
+        }
+      }
+      return shown;"""
+
+    def read() -> dict[str, dict[str, Any]]:
+        return driver.execute_script(script)
+
+    return await asyncio.to_thread(read)
+
+
+async def shows_the_coverage(
+    driver,
+    session: aiohttp.ClientSession,
+    worker: Worker,
+    reported: dict[str, int],
+    timeout_s: float = 60,
+) -> dict[str, dict[str, Any]]:
+    """Every feed of /api/coverage in the panel: state, "subscribed/listed" (highlighted
+    when partial), gaps, and each rejected topic with its reason. Waits for the API to hold
+    the coverage records `reported` (feed -> ts) and for the page to catch up with it."""
+    url = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/api/coverage"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        async with session.get(url) as response:
+            venues = (await response.json())["venues"]
+        held = {v["feed"]: v["coverage_as_of"] for v in venues if v["feed"] in reported}
+        expected = {}
+        for v in venues:
+            counts = (
+                NOT_REPORTED
+                if v["instruments_listed"] is None
+                else f"{v['instruments_subscribed']}/{v['instruments_listed']}"
+            )
+            rejected = [f"{r['topic']} {r['reason']}" for r in v["rejected"]]
+            feed = v["feed"] + (" lower bound" if v["lower_bound"] else "")
+            expected[v["feed"]] = {
+                "cells": [feed, v["state"], counts, str(len(v["gaps_24h"]))],
+                "partial": v["instruments_listed"] is not None
+                and v["instruments_subscribed"] < v["instruments_listed"],
+                "rejected": rejected,
+            }
+        shown = await coverage_shown(driver)
+        if held == reported and shown == expected:
+            return shown
+        assert time.monotonic() < deadline, (shown, expected)
+        await asyncio.sleep(0.2)
+
+
 @contextlib.asynccontextmanager
 async def served(
     settings: Settings, tmp_path: Path, env: dict[str, str]
@@ -129,8 +198,34 @@ async def run_page(settings: Settings, tmp_path: Path, screenshot: Path | None =
     env = {"LIQSTREAM_RULES_FILE": str(rules), "LIQSTREAM_WINDOWS": settings.windows}
     async with served(settings, tmp_path, env) as (worker, totals, session, open_page):
         await produce(settings, recent_events(500, seed=31))
+        status = Topics.with_prefix(settings.topic_prefix).status
+        now = int(time.time() * 1000)
+        refused = [f"allLiquidation.X{n}USDT" for n in range(12)]  # more than fit unscrolled
+        for record in (
+            {"exchange": "bybit", "feed": "bybit-linear", "state": "connected", "ts": now},
+            coverage_record("bybit-linear", now, 805, 793, *refused),
+            {"exchange": "binance", "feed": "binance-usdm", "state": "connected", "ts": now},
+            coverage_record("binance-usdm", now, 420, 420, wildcard=True),
+        ):
+            await send(settings, status, record["exchange"].encode(), record)
         await totals.wait_for_count(500)
         driver = await open_page()
+        reported = {"bybit-linear": now, "binance-usdm": now}
+        shown = await shows_the_coverage(driver, session, worker, reported)
+        bybit = shown["bybit-linear"]
+        assert bybit["cells"][1:3] == ["connected", "793/805"] and bybit["partial"]
+        assert bybit["rejected"][0] == f"{refused[0]} error:handler not found,topic:{refused[0]}"
+        assert len(bybit["rejected"]) == len(refused)  # all, the list scrolls
+        binance = shown["binance-usdm"]
+        assert binance["cells"][2] == "420/420" and not binance["partial"]
+        assert not binance["rejected"]
+        assert shown["okx"]["cells"][1:3] == ["unknown", NOT_REPORTED]  # nothing reported yet
+        # a retry won the refused topics: the open page follows without a reload
+        await send(settings, status, b"bybit", coverage_record("bybit-linear", now + 1, 805, 805))
+        reported["bybit-linear"] = now + 1
+        shown = await shows_the_coverage(driver, session, worker, reported)
+        assert shown["bybit-linear"]["cells"][2] == "805/805"
+        assert not shown["bybit-linear"]["partial"] and not shown["bybit-linear"]["rejected"]
         first = await market_24h(session, worker)
         await text_becomes(driver, "total-24h", usd(first["total_usd"]))
 
