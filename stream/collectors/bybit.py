@@ -9,30 +9,101 @@ Documented frame:
   topic, which is capped at one event per second per symbol.
 - Size `v`: linear contracts are in (possibly 1000x) coins; inverse contracts are USD (1 USD
   each), so their notional is `v` itself.
-- There is no wildcard: the symbol list comes from the instruments endpoint, and one
-  subscribe request may carry at most 21,000 characters of `args`.
+- There is no wildcard: the symbol list comes from the instruments endpoint (pages of at most
+  1,000 rows, followed by `nextPageCursor`), one topic per symbol.
+
+Subscriptions (Bybit v5 docs, "WebSocket Connect" and "How to Subscribe to Topics"): the
+`args` of one connection may total at most 21,000 characters, so a full listing needs several
+connections; tardis-node sends 10 topics per request. Each request carries a `req_id` that the
+answer echoes: `{"success":true,"ret_msg":"","conn_id":"...","req_id":"7","op":"subscribe"}`.
+A request naming one topic Bybit has no handler for is refused whole, none of its topics
+subscribed: `{"success":false,"ret_msg":"error:handler not found,topic:allLiquidation.X",...}`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from stream.collectors.parsing import add_sized_event, load_frame, reject
-from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.collectors.venue import (
+    Feed,
+    Instrument,
+    Instruments,
+    Parsed,
+    PerSymbol,
+    SubscribeReply,
+    SubscriptionLimits,
+)
 from stream.symbols import canonical_coin
 
-MAX_ARGS_CHARS = 21_000
+MAX_ARGS_CHARS = 21_000  # per connection (Bybit v5 "WebSocket Connect")
+TOPIC_PREFIX = "allLiquidation."
+LIMITS = SubscriptionLimits(
+    source=(
+        "Bybit v5 docs, WebSocket Connect: args of one connection at most 21,000 characters;"
+        " 10 topics per request as tardis-node sends them (Bybit states no per-request count);"
+        " no public connections-per-IP cap (only 500 new connections per 5 minutes)"
+    ),
+    topics_per_message=10,
+    chars_per_connection=MAX_ARGS_CHARS,
+)
 _QUOTES = ("USDT", "USDC", "USD")
+_NAMED_TOPIC = re.compile(r"topic:(\S+?)(?:,|$)")
+
+
+def topic(symbol: str) -> str:
+    return f"{TOPIC_PREFIX}{symbol}"
+
+
+def request(op: str, topics: Sequence[str], req_id: str) -> str:
+    return orjson.dumps({"req_id": req_id, "op": op, "args": list(topics)}).decode()
+
+
+def read_reply(text: str) -> SubscribeReply | None:
+    """A subscribe/unsubscribe answer (by `op`), with the topic Bybit names when it refuses."""
+    if '"op"' not in text:
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("op") not in ("subscribe", "unsubscribe"):
+        return None
+    req_id = message.get("req_id")
+    ok = message.get("success") is True
+    reason = str(message.get("ret_msg", ""))
+    named = tuple(_NAMED_TOPIC.findall(reason)) if not ok else ()
+    return SubscribeReply(
+        ok=ok,
+        req_id=str(req_id) if req_id not in (None, "") else None,
+        op=message["op"],
+        rejected=named,
+        reason=reason or "refused without a reason",
+    )
+
+
+def next_page(url: str, payload: object) -> str | None:
+    """`result.nextPageCursor` names the next page of instruments-info; empty on the last."""
+    result = payload.get("result") if isinstance(payload, dict) else None
+    cursor = result.get("nextPageCursor") if isinstance(result, dict) else None
+    if not isinstance(cursor, str) or not cursor:
+        return None
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "cursor"] + [("cursor", cursor)]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
-    """As few subscribe requests as the 21,000-character `args` limit allows."""
+    """All topics in requests of at most the 21,000-character `args` limit (for tools that
+    use one connection; the collector spreads topics over connections by `LIMITS`)."""
     messages: list[str] = []
     batch: list[str] = []
-    for topic in (f"allLiquidation.{symbol}" for symbol in symbols):
+    for topic in (f"{TOPIC_PREFIX}{symbol}" for symbol in symbols):
         if batch and len(orjson.dumps([*batch, topic])) > MAX_ARGS_CHARS:
             messages.append(orjson.dumps({"op": "subscribe", "args": batch}).decode())
             batch = []
@@ -64,6 +135,73 @@ def fake_reply(text: str) -> list[str]:
     return [orjson.dumps(reply).decode()]
 
 
+class FakeSession:
+    """One connection of Bybit's public v5 websocket, server side, as documented.
+
+    - Bybit v5 "WebSocket Connect": the args of one connection may total 21,000 characters;
+      a request that would pass that is refused (the wording of that refusal is not
+      documented: here `error:args size exceeds 21000 characters for this connection`).
+    - "How to Subscribe to Topics": answers echo `req_id`, `conn_id` and `op`; a request with
+      one topic the server has no handler for is refused whole with
+      `error:handler not found,topic:<topic>` and none of its topics are subscribed.
+    - Ping `{"op":"ping"}` gets `{"success":true,"ret_msg":"pong",...}`.
+    """
+
+    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
+        self.unknown_topics = unknown_topics
+        self.topics: set[str] = set()
+
+    def _answer(self, message: dict[str, Any], ok: bool, ret_msg: str) -> str:
+        return orjson.dumps(
+            {
+                "success": ok,
+                "ret_msg": ret_msg,
+                "conn_id": "fake",
+                "req_id": message.get("req_id", ""),
+                "op": message["op"],
+            }
+        ).decode()
+
+    def reply(self, text: str) -> tuple[list[str], list[str]]:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [], []
+        if not isinstance(message, dict) or message.get("op") not in (
+            "subscribe",
+            "unsubscribe",
+            "ping",
+        ):
+            return [], []
+        if message["op"] == "ping":
+            return [self._answer(message, True, "pong")], []
+        args = [a for a in message.get("args", []) if isinstance(a, str)]
+        if message["op"] == "unsubscribe":
+            self.topics.difference_update(args)
+            return [self._answer(message, True, "")], []
+        unknown = [a for a in args if a in self.unknown_topics or not a.startswith(TOPIC_PREFIX)]
+        if unknown:
+            return [self._answer(message, False, f"error:handler not found,topic:{unknown[0]}")], []
+        new = [a for a in args if a not in self.topics]
+        used = sum(len(t) for t in self.topics)  # the literal characters of the args
+        if used + sum(len(t) for t in new) > MAX_ARGS_CHARS:
+            refusal = f"error:args size exceeds {MAX_ARGS_CHARS} characters for this connection"
+            return [self._answer(message, False, refusal)], []
+        self.topics.update(new)
+        return [self._answer(message, True, "")], new
+
+    def wants(self, frame: str) -> bool:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(message, dict) and message.get("topic") in self.topics
+
+
+def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
+    return FakeSession(unknown_topics)
+
+
 def _instrument(symbol: str, instruments: Instruments, inverse: bool) -> Instrument | None:
     known = instruments.get(symbol)
     if known is not None:
@@ -86,7 +224,7 @@ def _parse(text: str, instruments: Instruments, received_ts: int, inverse: bool)
         reject(parsed, "unexpected_shape", frame)
         return parsed
     if "op" in frame or "success" in frame:
-        return parsed  # subscribe answer or pong
+        return parsed  # subscribe answers are read by the connection (`read_reply`); pongs
     topic = frame.get("topic")
     if (
         not isinstance(topic, str)
@@ -167,6 +305,8 @@ def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
     """/v5/market/instruments-info: {"result": {"category", "list": [{"symbol", "baseCoin",
     "quoteCoin", "contractType": "LinearPerpetual" | "InversePerpetual" | ...}]}}."""
     instruments = {}
+    if not isinstance(payload, dict) or payload.get("retCode", 0) != 0:
+        raise ValueError(f"unexpected instruments-info answer: {str(payload)[:200]}")
     for row in payload["result"]["list"]:
         coin, units = canonical_coin(row["baseCoin"])
         inverse = row["contractType"].startswith("Inverse")
@@ -180,6 +320,8 @@ def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
         )
     return instruments
 
+
+PER_SYMBOL = PerSymbol(limits=LIMITS, topic=topic, request=request, read_reply=read_reply)
 
 FEEDS = (
     Feed(
@@ -195,6 +337,9 @@ FEEDS = (
         fake_reply=fake_reply,
         instruments_url="https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",
         instruments_from_rest=instruments_from_rest,
+        next_page=next_page,
+        per_symbol=PER_SYMBOL,
+        fake_session=fake_session,
         render=render,
     ),
     Feed(
@@ -210,6 +355,9 @@ FEEDS = (
         fake_reply=fake_reply,
         instruments_url="https://api.bybit.com/v5/market/instruments-info?category=inverse&limit=1000",
         instruments_from_rest=instruments_from_rest,
+        next_page=next_page,
+        per_symbol=PER_SYMBOL,
+        fake_session=fake_session,
         render=render,
     ),
 )

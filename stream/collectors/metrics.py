@@ -52,7 +52,35 @@ class CollectorMetrics:
             "liqstream_collector_reconnects", "Connections lost or renewed", ["feed"], registry=r
         )
         self.connected = Gauge(
-            "liqstream_collector_connected", "1 while the feed is connected", ["feed"], registry=r
+            "liqstream_collector_connected",
+            "1 while every connection of the feed is open and has delivered frames",
+            ["feed"],
+            registry=r,
+        )
+        self.subscription_rejects = Counter(
+            "liqstream_subscription_rejects",
+            "Topics the venue refused to subscribe (each refusal, retries included)",
+            ["feed"],
+            registry=r,
+        )
+        self.instruments_listed = Gauge(
+            "liqstream_collector_instruments_listed",
+            "Instruments the venue lists for the feed",
+            ["feed"],
+            registry=r,
+        )
+        self.instruments_subscribed = Gauge(
+            "liqstream_collector_instruments_subscribed",
+            "Instruments whose subscription the venue acknowledged",
+            ["feed"],
+            registry=r,
+        )
+        self.internal_errors = Counter(
+            "liqstream_collector_internal_errors",
+            "Unexpected exceptions in a feed (frame dead-lettered as internal_error; the feed"
+            " goes on or restarts)",
+            ["feed"],
+            registry=r,
         )
         self.buffered = Gauge(
             "liqstream_publisher_buffered", "Records waiting for Kafka", registry=r

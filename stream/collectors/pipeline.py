@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from typing import Any
 
 import orjson
@@ -113,6 +114,50 @@ class FeedPipeline:
             deadletter_record(
                 self.feed.name, rejected.reason, rejected.detail[:MAX_RECORD_CHARS], now_ms()
             ),
+        )
+
+    def internal_error(self, exc: BaseException, frame: str | bytes | None) -> None:
+        """An unexpected exception while handling `frame`: logged with its traceback, counted,
+        and the frame dead-lettered as `internal_error` so nothing vanishes."""
+        self.metrics.internal_errors.labels(self.feed.name).inc()
+        log.error(
+            "internal error in %s: %r",
+            self.feed.name,
+            exc,
+            exc_info=exc,
+            extra={"feed": self.feed.name},
+        )
+        text = frame if isinstance(frame, str) else repr(frame)[:MAX_RECORD_CHARS]
+        trace = "".join(traceback.format_exception_only(exc)).strip()
+        self.publisher.submit(
+            self.topics.deadletter,
+            self.feed.name,
+            deadletter_record(
+                self.feed.name,
+                "internal_error",
+                orjson.dumps({"error": trace, "frame": text[:MAX_RECORD_CHARS]}).decode(),
+                now_ms(),
+            ),
+        )
+
+    def coverage(
+        self,
+        *,
+        listed: int,
+        subscribed: int,
+        rejected: list[dict[str, str]],
+        wildcard: bool = False,
+    ) -> None:
+        """The `coverage` status record: instruments listed, subscribed, topics refused."""
+        self.metrics.instruments_listed.labels(self.feed.name).set(listed)
+        self.metrics.instruments_subscribed.labels(self.feed.name).set(subscribed)
+        extra: dict[str, Any] = {"wildcard": True} if wildcard else {}
+        self.status(
+            "coverage",
+            instruments_listed=listed,
+            instruments_subscribed=subscribed,
+            rejected=rejected,
+            **extra,
         )
 
     def status(self, state: str, **details: Any) -> None:

@@ -1,20 +1,28 @@
-"""`liqstream collect`: run the feeds' connections, publish to Kafka, serve metrics."""
+"""`liqstream collect`: run the feeds' connections, publish to Kafka, serve metrics.
+
+The service supervises every task it starts: a feed whose connections fail unexpectedly is
+logged, counted (`liqstream_collector_internal_errors_total`), dead-lettered as
+`internal_error` and restarted with capped, jittered backoff; the instrument refresher and the
+id memory writer are restarted the same way. Nothing it runs can end unnoticed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from prometheus_client import start_http_server
 
 from stream.collectors.connection import FeedConnection
+from stream.collectors.dedup import RecentIds
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
-from stream.collectors.publisher import Publisher
+from stream.collectors.publisher import Publisher, backoff_s
 from stream.collectors.venue import Feed
 from stream.config import Settings
 from stream.kafka import Topics
@@ -22,6 +30,20 @@ from stream.kafka import Topics
 log = logging.getLogger(__name__)
 
 INSTRUMENT_REFRESH_S = 3_600.0
+# Overrides the refresh interval (seconds): short in tests and demos, an hour by default.
+REFRESH_ENV = "LIQSTREAM_INSTRUMENTS_REFRESH_S"
+SAVE_IDS_S = 5.0  # how often remembered ids of replaying feeds reach the disk
+MAX_RESTART_BACKOFF_S = 30.0
+
+
+def refresh_interval_s() -> float:
+    value = os.environ.get(REFRESH_ENV, "")
+    try:
+        interval_s = float(value) if value else INSTRUMENT_REFRESH_S
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of seconds", REFRESH_ENV, value)
+        return INSTRUMENT_REFRESH_S
+    return interval_s if interval_s > 0 else INSTRUMENT_REFRESH_S
 
 
 class CollectorService:
@@ -37,19 +59,31 @@ class CollectorService:
         metrics: CollectorMetrics | None = None,
         max_backoff_s: float = 30.0,
         refresh_instruments: bool = True,
+        instruments_refresh_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or CollectorMetrics()
         self.publisher = Publisher(settings, self.metrics)
+        self.instruments_refresh_s = instruments_refresh_s or refresh_interval_s()
+        self.max_backoff_s = max_backoff_s
         topics = Topics.with_prefix(settings.topic_prefix)
         cache_dir = settings.data_dir / "instruments"
         urls = urls or {}
         instrument_urls = instrument_urls or {}
         self.connections = []
+        self.recent_ids: list[RecentIds] = []
         for feed in feeds:
             url = instrument_urls.get(feed.name) if refresh_instruments else ""
             book = InstrumentBook(feed, cache_dir, url=url)
-            pipeline = FeedPipeline(feed, book, self.publisher, topics, self.metrics)
+            recent = RecentIds(
+                path=settings.data_dir / "recent_ids" / f"{feed.name}.json"
+                if feed.replays_on_subscribe
+                else None
+            )
+            self.recent_ids.append(recent)
+            pipeline = FeedPipeline(
+                feed, book, self.publisher, topics, self.metrics, recent_ids=recent
+            )
             self.connections.append(
                 FeedConnection(pipeline, urls.get(feed.name), max_backoff_s=max_backoff_s)
             )
@@ -59,21 +93,68 @@ class CollectorService:
         while True:
             for connection in self.connections:
                 await connection.pipeline.book.refresh(force=True)
-            await asyncio.sleep(INSTRUMENT_REFRESH_S)
+            await asyncio.sleep(self.instruments_refresh_s)
+
+    def _save_ids(self) -> None:
+        for recent in self.recent_ids:
+            try:
+                recent.save()
+            except OSError as exc:
+                log.error("cannot write the id memory %s: %s", recent.path, exc)
+
+    async def _save_ids_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_IDS_S)
+            self._save_ids()
+
+    async def _supervise(
+        self, name: str, body: Callable[[], Awaitable[None]], connection: FeedConnection | None
+    ) -> None:
+        """Run `body` until stop; an exception or an early end restarts it with backoff."""
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                await body()
+                if self.stop.is_set():
+                    return
+                error: BaseException = RuntimeError(f"{name} ended unexpectedly")
+            except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
+                error = exc
+            self.metrics.internal_errors.labels(name).inc()
+            if connection is not None:
+                connection.pipeline.internal_error(error, None)
+                connection.stop = asyncio.Event()  # the crashed run set it while unwinding
+            else:
+                log.error("%s failed: %r", name, error, exc_info=error)
+            delay_s = backoff_s(attempt, base_s=1.0, cap_s=MAX_RESTART_BACKOFF_S)
+            attempt += 1
+            log.warning("restarting %s in %.1fs", name, delay_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), delay_s)
 
     async def run(self) -> None:
         """Run until `stop` is set; then stop reading, flush what is buffered, close."""
         self.publisher.start()
-        refresher = asyncio.create_task(self._refresh_instruments())
-        runs = [asyncio.create_task(c.run(), name=c.feed.name) for c in self.connections]
+        helpers = [
+            asyncio.create_task(
+                self._supervise("instrument-refresh", self._refresh_instruments, None)
+            ),
+            asyncio.create_task(self._supervise("id-memory", self._save_ids_periodically, None)),
+        ]
+        runs = [
+            asyncio.create_task(self._supervise(c.feed.name, c.run, c), name=c.feed.name)
+            for c in self.connections
+        ]
         try:
             await self.stop.wait()
         finally:
             for connection in self.connections:
                 connection.stop.set()
             await asyncio.gather(*runs, return_exceptions=True)
-            refresher.cancel()
-            await asyncio.gather(refresher, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self._save_ids()
             await self.publisher.close()
             log.info("collectors stopped; %d records delivered", self.publisher.delivered)
 

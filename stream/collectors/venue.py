@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent
@@ -55,6 +56,81 @@ UNKNOWN_SYMBOL = "unknown_symbol"
 Parser = Callable[[str, Instruments, int], Parsed]
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriptionLimits:
+    """A venue's documented subscription rules; None where the venue documents no limit.
+
+    `source` names the document the numbers come from. `chars_per_connection` counts the
+    topics of one connection as a JSON array would (each topic quoted and comma-separated).
+    """
+
+    source: str
+    topics_per_message: int = 1
+    topics_per_connection: int | None = None
+    chars_per_connection: int | None = None
+    connections_per_ip: int | None = None
+    messages_per_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeReply:
+    """What one venue answer says about a subscribe or unsubscribe request.
+
+    `req_id` ties it to the request when the venue echoes one (Bybit); otherwise `topics` (the
+    topics the reply names, Kraken's product ids, dYdX's market) or, failing both, the oldest
+    request still waiting. `ok=False`: the request failed; `rejected` are the topics the venue
+    names as the cause (the others of that request were not subscribed either).
+    """
+
+    ok: bool = True
+    req_id: str | None = None
+    op: str | None = None  # "subscribe" | "unsubscribe" when the reply says
+    topics: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PerSymbol:
+    """How a feed that subscribes one topic per instrument does it.
+
+    topic(symbol): the venue's topic name for one instrument.
+    request(op, topics, req_id): the text of one subscribe/unsubscribe message.
+    read_reply(text): a subscribe/unsubscribe answer as a `SubscribeReply`, else None.
+    preamble: messages sent once on every connection before any topic (Kraken's heartbeat).
+    can_unsubscribe: False when delisted topics can only be dropped by reconnecting.
+    """
+
+    limits: SubscriptionLimits
+    topic: Callable[[str], str]
+    request: Callable[[str, Sequence[str], str], str]
+    read_reply: Callable[[str], SubscribeReply | None]
+    preamble: tuple[str, ...] = ()
+    can_unsubscribe: bool = True
+
+
+class FakeSession(Protocol):
+    """One connection of a fake venue that keeps per-connection state (limits, topics)."""
+
+    topics: set[str]
+
+    def reply(self, text: str) -> tuple[list[str], list[str]]:
+        """The answers to a client message and the topics it newly subscribed."""
+        ...
+
+    def wants(self, frame: str) -> bool:
+        """True when `frame` belongs to a topic this connection subscribed."""
+        ...
+
+
+def _one_page(url: str) -> list[str]:
+    return [url]
+
+
+def _no_next_page(url: str, payload: object) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class Feed:
     """One websocket feed of a venue (a venue may have several: USD-M and COIN-M).
@@ -80,7 +156,15 @@ class Feed:
         The fake exchange uses it for generated feeds; parse(render(...)) must give it back.
     Instruments:
       instruments_url: public REST endpoint with contract rules, or None.
-      instruments_from_rest(payload): decoded JSON -> {symbol: Instrument}.
+      instruments_from_rest(payload): decoded JSON -> {symbol: Instrument} (one page).
+      instrument_requests(url): the URLs one refresh fetches (OKX: one per instType).
+      next_page(url, payload): the URL of the page after `payload`, or None (Bybit's cursor).
+    Per-symbol subscriptions:
+      per_symbol: topics, limits and reply reading of a feed subscribed per instrument
+        (None: one subscription covers the venue, `subscribe` says how).
+      fake_session(unknown_topics): per-connection server state for the fake exchange.
+      replays_on_subscribe: the venue re-sends past events on subscribing (dYdX): their ids
+        are remembered across collector restarts.
     """
 
     name: str  # "binance-usdm"
@@ -105,6 +189,11 @@ class Feed:
     render: Callable[[Instrument, str, float, float, int, int], str] | None = None
     notes: str = ""
     lower_bound: bool = False  # the venue samples its liquidations: totals are a floor
+    instrument_requests: Callable[[str], list[str]] = _one_page
+    next_page: Callable[[str, object], str | None] = _no_next_page
+    per_symbol: PerSymbol | None = None
+    fake_session: Callable[[frozenset[str]], FakeSession] | None = None
+    replays_on_subscribe: bool = False
     # HTTP headers the venue wants on the websocket handshake (Gate's X-Gate-Size-Decimal).
     handshake_headers: tuple[tuple[str, str], ...] = ()
     # A fresh stateful parser per pipeline, used instead of `parse`, for a venue whose

@@ -20,6 +20,7 @@ SHELL_MODULES = {
     "pipeline",
     "publisher",
     "registry",
+    "subscriptions",
     "service",
     "venue",
 }
