@@ -1,9 +1,11 @@
 """Feeds the global view from Kafka and tells live subscribers (SSE) what changed.
 
 Every partition of the three topics is assigned to every worker (no consumer group): totals
-from the beginning (compacted: the latest record per key), breaches and collector status from
-24 hours back. Topics that do not exist yet are waited for, never created here: a consumer's
-metadata request could auto-create them with broker defaults (an uncompacted totals topic).
+from the beginning (compacted: the latest record per key), collector status from the beginning
+too (what a feed reported last, its connection and coverage, may be days old on a quiet feed;
+the topic's retention bounds it), breaches from 24 hours back. Topics that do not exist yet
+are waited for, never created here: a consumer's metadata request could auto-create them with
+broker defaults (an uncompacted totals topic).
 """
 
 from __future__ import annotations
@@ -128,9 +130,9 @@ class ViewFeeder:
             await consumer.stop()
 
     async def _position(self, consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
-        """Breaches and status from a day back; totals (compacted) from the beginning."""
+        """Breaches from a day back; totals (compacted) and status from the beginning."""
         since_ms = int(time.time() * 1000) - DAY_MS
-        recent = [tp for tp in partitions if tp.topic != self.topics.totals]
+        recent = [tp for tp in partitions if tp.topic == self.topics.breaches]
         # The ends first: where no record of the last day is found, start at an end taken
         # before the search, so a record written meanwhile is still read.
         ends = await consumer.end_offsets(recent)
@@ -139,7 +141,7 @@ class ViewFeeder:
             hit = found.get(tp)
             consumer.seek(tp, hit.offset if hit is not None else ends[tp])
         await consumer.seek_to_beginning(
-            *[tp for tp in partitions if tp.topic == self.topics.totals]
+            *[tp for tp in partitions if tp.topic != self.topics.breaches]
         )
 
     def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:

@@ -1,6 +1,6 @@
 """The view consumer against real Kafka: it waits for topics created after it started, reads
-totals from the beginning but breaches and status only from a day back, knows when it has
-caught up, and tells subscribers each change."""
+totals and collector status from the beginning but breaches only from a day back, knows when
+it has caught up, and tells subscribers each change."""
 
 from __future__ import annotations
 
@@ -122,8 +122,9 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
 
 async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settings) -> None:
     """`coverage` status records as the collectors write them (key = exchange): the view keeps
-    the latest per feed, a stray record on the topic is skipped, and a second view reading
-    the topic from a day back answers the same."""
+    the latest per feed, a stray record on the topic is skipped, and a second view, reading
+    the topic from its beginning, answers the same, also for a feed last heard of two days
+    ago (a quiet feed's last word is still its state)."""
     topics = Topics.with_prefix(kafka_settings.topic_prefix)
     await ensure_topics(kafka_settings)
     now = int(time.time() * 1000)
@@ -132,14 +133,23 @@ async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settin
     refreshed = coverage_record("bybit-linear", now + 2, 805, 803, "allLiquidation.AUSDT", "B")
     wildcard = coverage_record("binance-usdm", now + 3, 420, 420, wildcard=True)
     stray = {**refreshed, "ts": now + 4, "instruments_subscribed": "all"}
+    old = now - 2 * DAY_MS
+    quiet = [
+        {"exchange": "bitmex", "feed": "bitmex", "state": "connected", "ts": old},
+        coverage_record("bitmex", old + 1, 250, 250, wildcard=True),
+    ]
     async with feeding(kafka_settings) as early:
         queue = early.subscribe()
         producer = AIOKafkaProducer(**client_options(kafka_settings))
         await producer.start()
         try:
-            for record in (connected, first, refreshed, stray, wildcard):
-                key_ = record["exchange"].encode()
-                await producer.send_and_wait(topics.status, orjson.dumps(record), key=key_)
+            for record in (*quiet, connected, first, refreshed, stray, wildcard):
+                await producer.send_and_wait(
+                    topics.status,
+                    orjson.dumps(record),
+                    key=record["exchange"].encode(),
+                    timestamp_ms=record["ts"],
+                )
         finally:
             await producer.stop()
 
@@ -169,3 +179,9 @@ async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settin
                     420,
                 )
                 assert binance["wildcard"] is True and binance["lower_bound"] is True
+                bitmex = venues["bitmex"]
+                assert (bitmex["state"], bitmex["since"]) == ("connected", old)
+                assert (bitmex["instruments_subscribed"], bitmex["coverage_as_of"]) == (
+                    250,
+                    old + 1,
+                )
