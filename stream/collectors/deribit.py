@@ -122,7 +122,9 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         reject(parsed, "unexpected_shape", frame)
         return parsed
     for trade in data:
-        if isinstance(trade, dict) and trade.get("liquidation"):
+        if not isinstance(trade, dict):
+            reject(parsed, "unexpected_shape", trade)
+        elif trade.get("liquidation") is not None:  # absent on ordinary trades
             _parse_trade(trade, received_ts, parsed)
     return parsed
 
