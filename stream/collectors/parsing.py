@@ -76,6 +76,9 @@ def load_frame(text: str, parsed: Parsed) -> Any | None:
     except orjson.JSONDecodeError as exc:
         add_reject(parsed, Rejected("invalid_json", f"{exc}: {text[:1000]}"))
         return None
+    if not isinstance(frame, dict | list):  # no venue sends a bare number, string or null
+        add_reject(parsed, Rejected("unexpected_shape", f"not an object or array: {text[:1000]}"))
+        return None
     if _deeper_than(frame, MAX_FRAME_DEPTH):
         add_reject(parsed, Rejected("nesting_too_deep", f"over {MAX_FRAME_DEPTH}: {text[:1000]}"))
         return None
