@@ -1,8 +1,16 @@
-"""HTX (Huobi) swaps: the public `liquidation_orders` notification topic.
+"""HTX (Huobi) futures and swaps: the public `liquidation_orders` notification topic.
 
-Two product lines, two endpoints: USDT-margined swaps on `/linear-swap-notification`, coin-margined
-swaps on `/swap-notification`. Every frame, pings included, travels gzip-compressed; the server
-pings about every 5 s and cuts a connection that leaves 5 pings unanswered.
+Three product lines, three endpoints (HTX docs, "Subscribe Liquidation Order Data (no
+authentication)" for each):
+- USDT-margined swaps and futures on `/linear-swap-notification`: `public.*.liquidation_orders`
+  covers every contract, swaps (`BTC-USDT`) and dated futures (`BTC-USDT-210625`) alike;
+- coin-margined swaps on `/swap-notification`: `public.*.liquidation_orders` (documented:
+  "when the $contract_code value is *, it stands for subscribing ... all coins");
+- coin-margined futures (`BTC201225`) on `/notification`: `public.$symbol.liquidation_orders`,
+  one topic per coin ("BTC"), no wildcard documented, so this feed subscribes per coin of its
+  instrument list (`htx-futures`, `needs_symbols`).
+Every frame, pings included, travels gzip-compressed; the server pings about every 5 s and
+cuts a connection that leaves 5 pings unanswered.
 
 Source: HTX docs "[General] Subscribe Liquidation Orders (no authentication)" and
 "Subscribe Liquidation Order Data" (frame fields: `direction` is the forced order's side,
@@ -28,10 +36,12 @@ from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
 EXCHANGE = "htx"
-TOPIC = "public.*.liquidation_orders"  # `*`: every contract of the endpoint's product line
+_TOPIC_TAIL = "liquidation_orders"
+TOPIC = f"public.*.{_TOPIC_TAIL}"  # `*`: every contract of the endpoint's product line
 _POSITION_SIDE = {"sell": "long", "buy": "short"}  # `direction` is the forced order's side
 _ORDER_SIDE = {"long": "sell", "short": "buy"}
 _COIN_CODE = re.compile(r"^[A-Z0-9]+-USD$")  # coin-margined swaps: BTC-USD, ETH-USD
+_DELIVERY_CODE = re.compile(r"^(?P<coin>[A-Z0-9]+?)(?P<date>\d{6})$")  # futures: BTC201225
 
 
 def decode(message: str | bytes) -> str:
@@ -68,6 +78,23 @@ def answer(text: str) -> str | None:
 def subscribe(symbols: Sequence[str]) -> list[str]:
     """One wildcard subscription per connection; no symbol list needed."""
     return [orjson.dumps({"op": "sub", "cid": "liqstream", "topic": TOPIC}).decode()]
+
+
+def delivery_coin(code: str) -> str:
+    """`BTC201225` -> `BTC`: the coin a coin-margined future's topic is named by."""
+    match = _DELIVERY_CODE.match(code)
+    return match["coin"] if match else code
+
+
+def subscribe_per_coin(symbols: Sequence[str]) -> list[str]:
+    """Coin-margined futures: one `public.{coin}.liquidation_orders` per coin listed."""
+    coins = sorted({delivery_coin(symbol) for symbol in symbols})
+    return [
+        orjson.dumps(
+            {"op": "sub", "cid": "liqstream", "topic": f"public.{coin}.{_TOPIC_TAIL}"}
+        ).decode()
+        for coin in coins
+    ]
 
 
 def fake_reply(text: str) -> list[str]:
@@ -124,10 +151,15 @@ def _linear_event(
 
 def _coin_instrument(code: str, instruments: Instruments) -> Instrument | None:
     known = instruments.get(code)
-    if known is not None or not _COIN_CODE.match(code):
+    if known is not None:
         return known
+    if _DELIVERY_CODE.match(code):
+        derived = Instrument(code, canonical_coin(delivery_coin(code))[0], "USD", "inverse")
+    elif _COIN_CODE.match(code):
+        derived = _instrument_from_code(code, "inverse")
+    else:
+        return None
     # Documented rule where no metadata was fetched: 100 USD per BTC contract, 10 otherwise.
-    derived = _instrument_from_code(code, "inverse")
     face_usd = 100.0 if derived.coin == "BTC" else 10.0
     return Instrument(code, derived.coin, derived.quote, "inverse", face_usd, derived.units)
 
@@ -210,7 +242,7 @@ def parse_coin(text: str, instruments: Instruments, received_ts: int) -> Parsed:
 
 
 def _render(instrument: Instrument, side: str, ts_ms: int, item: dict[str, Any]) -> str:
-    base = instrument.symbol.split("-")[0]
+    base = delivery_coin(instrument.symbol.split("-")[0])
     item = {
         "symbol": base,
         "contract_code": instrument.symbol,
@@ -222,7 +254,8 @@ def _render(instrument: Instrument, side: str, ts_ms: int, item: dict[str, Any])
         "pair": instrument.symbol,
         "business_type": "swap",
     }
-    topic = f"public.{instrument.symbol}.liquidation_orders"
+    code = instrument.symbol
+    topic = f"public.{base if _DELIVERY_CODE.match(code) else code}.{_TOPIC_TAIL}"
     return orjson.dumps({"op": "notify", "topic": topic, "ts": ts_ms, "data": [item]}).decode()
 
 
@@ -248,17 +281,20 @@ def render_coin(
 
 
 def _instruments_from_rest(payload: object, contract_type: str) -> dict[str, Instrument]:
-    """`GET .../swap_contract_info`: {"status":"ok","data":[{"symbol":"BTC",
-    "contract_code":"BTC-USD","contract_size":100, ...}]}. Linear sizes are in coins
-    (BTC-USDT 0.001), coin-margined sizes in USD."""
+    """`GET .../swap_contract_info` (and the futures' `contract_contract_info`):
+    {"status":"ok","data":[{"symbol":"BTC","contract_code":"BTC-USD","contract_size":100,
+    ...}]}. Linear sizes are in coins (BTC-USDT 0.001), coin-margined sizes in USD."""
     if not isinstance(payload, dict) or payload.get("status") != "ok":
         raise ValueError(f"unexpected contract_info answer: {str(payload)[:200]}")
     instruments = {}
     for row in payload["data"]:
-        derived = _instrument_from_code(row["contract_code"], contract_type)
-        contract_size = float(row["contract_size"])
-        instruments[derived.symbol] = Instrument(
-            derived.symbol, derived.coin, derived.quote, contract_type, contract_size, derived.units
+        code = row["contract_code"]
+        if _DELIVERY_CODE.match(code):  # BTC201225: the coin is the row's symbol
+            code = f"{row['symbol']}-USD-{code[len(row['symbol']) :]}"
+        derived = _instrument_from_code(code, contract_type)
+        symbol, contract_size = row["contract_code"], float(row["contract_size"])
+        instruments[symbol] = Instrument(
+            symbol, derived.coin, derived.quote, contract_type, contract_size, derived.units
         )
     return instruments
 
@@ -301,5 +337,15 @@ FEEDS: tuple[Feed, ...] = (
         instruments_from_rest=coin_instruments_from_rest,
         render=render_coin,
         **_COMMON,
+    ),
+    Feed(
+        name="htx-futures",
+        url="wss://api.hbdm.com/notification",
+        parse=parse_coin,
+        instruments_url="https://api.hbdm.com/api/v1/contract_contract_info",
+        instruments_from_rest=coin_instruments_from_rest,
+        render=render_coin,
+        **{**_COMMON, "subscribe": subscribe_per_coin},
+        needs_symbols=True,
     ),
 )

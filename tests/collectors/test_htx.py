@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 from stream.collectors import htx
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from tests.collectors.venue_helpers import assert_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "htx"
 RECEIVED = 1_789_670_298_000
-LINEAR, COIN = htx.FEEDS
+LINEAR, COIN, FUTURES = htx.FEEDS
 LINEAR_SNAPSHOT = bundled_snapshot("htx-linear")
 COIN_SNAPSHOT = bundled_snapshot("htx-coin")
+FUTURES_SNAPSHOT = bundled_snapshot("htx-futures")
 
 
 def frame(name: str) -> str:
@@ -26,11 +28,14 @@ def frame(name: str) -> str:
 
 
 def test_feeds() -> None:
-    assert [f.name for f in htx.FEEDS] == ["htx-linear", "htx-coin"]
+    assert [f.name for f in htx.FEEDS] == ["htx-linear", "htx-coin", "htx-futures"]
     assert LINEAR.url == "wss://api.hbdm.com/linear-swap-notification"
     assert COIN.url == "wss://api.hbdm.com/swap-notification"
+    assert FUTURES.url == "wss://api.hbdm.com/notification"
+    assert FUTURES.instruments_url == "https://api.hbdm.com/api/v1/contract_contract_info"
     assert {f.exchange for f in htx.FEEDS} == {"htx"}
     assert not LINEAR.needs_symbols and not COIN.needs_symbols
+    assert FUTURES.needs_symbols  # no wildcard documented for coin-margined futures
     assert LINEAR.ping_text is None  # the server pings, the client answers
 
 
@@ -38,6 +43,47 @@ def test_subscribe_is_one_wildcard_topic() -> None:
     expected = ['{"op":"sub","cid":"liqstream","topic":"public.*.liquidation_orders"}']
     assert LINEAR.subscribe([]) == expected
     assert COIN.subscribe(["BTC-USD"]) == expected
+
+
+def test_coin_margined_futures_subscribe_one_topic_per_coin() -> None:
+    assert FUTURES.subscribe(sorted(FUTURES_SNAPSHOT)) == [
+        '{"op":"sub","cid":"liqstream","topic":"public.BTC.liquidation_orders"}',
+        '{"op":"sub","cid":"liqstream","topic":"public.ETH.liquidation_orders"}',
+    ]
+    (ack,) = FUTURES.fake_reply(FUTURES.subscribe(["BTC261225"])[0])
+    assert orjson.loads(ack)["topic"] == "public.BTC.liquidation_orders"
+
+
+def test_coin_margined_futures_documented_frame() -> None:
+    parsed = FUTURES.parse(frame("futures_documented.json"), FUTURES_SNAPSHOT, RECEIVED)
+    assert parsed.rejects == []
+    (event,) = parsed.events
+    # BTC201225 (expired, not listed: the documented rule, 100 USD per BTC contract):
+    # 26 x 100 = 2600 USD; coins = 2600 / 19674.96 = 0.13214766383260754 (the frame's own
+    # `amount`); buy = a forced buy = a short died.
+    assert_event(
+        event,
+        exchange="htx",
+        symbol="BTC201225",
+        coin="BTC",
+        quote="USD",
+        contract_type="inverse",
+        side="short",
+        price=19674.96,
+        quantity=0.13214766383260754,
+        notional_usd=2600.0,
+        ts=1606293144641,
+    )
+
+
+def test_coin_margined_futures_instruments_from_rest() -> None:
+    assert FUTURES.instruments_from_rest is not None
+    payload = orjson.loads(frame("rest_contract_contract_info.json"))
+    assert FUTURES.instruments_from_rest(payload) == {
+        "BTC261225": Instrument("BTC261225", "BTC", "USD", "inverse", 100.0),
+        "ETH261225": Instrument("ETH261225", "ETH", "USD", "inverse", 10.0),
+    }
+    assert htx.delivery_coin("BTC261225") == "BTC" and htx.delivery_coin("BTC-USD") == "BTC-USD"
 
 
 def test_every_frame_is_gzip() -> None:
@@ -191,7 +237,11 @@ def test_snapshots_follow_the_documented_contract_sizes() -> None:
 
 ROUND_TRIP = [
     (feed, symbol)
-    for feed, snapshot in ((LINEAR, LINEAR_SNAPSHOT), (COIN, COIN_SNAPSHOT))
+    for feed, snapshot in (
+        (LINEAR, LINEAR_SNAPSHOT),
+        (COIN, COIN_SNAPSHOT),
+        (FUTURES, FUTURES_SNAPSHOT),
+    )
     for symbol in sorted(snapshot)
 ]
 
