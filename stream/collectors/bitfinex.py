@@ -278,6 +278,11 @@ class Pairing:
         rows = _frame_rows(text, parsed)
         return pair_rows(self.state, rows, instruments, received_ts, self.horizon_ms, parsed)
 
+    def flush(self, instruments: Instruments, received_ts: int) -> Parsed:
+        """Settle every held position now, as after the horizon (at the end of a capture
+        read by `normalize`, or when the collector stops)."""
+        return pair_rows(self.state, [], instruments, received_ts, 0, Parsed())
+
 
 def render(
     instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int

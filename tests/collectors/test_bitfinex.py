@@ -161,6 +161,15 @@ def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_is_dead_let
     assert pairing.state.held == {}
 
 
+def test_flush_settles_what_is_held() -> None:
+    pairing = bitfinex.Pairing()
+    assert pairing(frame(LIVE_MATCH), SNAPSHOT, 1594036710600).events == []
+    (event,) = pairing.flush(SNAPSHOT, 1594036710601).events
+    assert (event.id, event.quantity, event.price) == ("143679087", 4.56671421, 235.52)
+    assert pairing.state.held == {}
+    assert pairing.flush(SNAPSHOT, 1594036710602).events == []
+
+
 def test_one_frame_alone_settles_at_once() -> None:
     (event,) = FEED.parse(frame(LIVE_MATCH), SNAPSHOT, RECEIVED).events
     assert (event.id, event.quantity, event.price) == ("143679087", 4.56671421, 235.52)
