@@ -17,14 +17,30 @@ DOC_CITATION = re.compile(r"docs/([A-Za-z0-9_-]+\.md)")
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
+NOT_THE_PROJECT = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+NOT_THE_PROJECT |= {".hypothesis", "data", "build", "dist", "cache"}
+
+
 def repository_files() -> list[Path]:
-    """Tracked files and new ones not ignored: what a clone (or the next commit) holds."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
+    """Tracked files and new ones not ignored: what a clone (or the next commit) holds.
+    Outside a git checkout (an unpacked archive), every file but caches and local state."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        return [
+            path
+            for path in ROOT.rglob("*")
+            if path.is_file()
+            and not any(
+                part in NOT_THE_PROJECT or part.endswith(".egg-info")
+                for part in path.relative_to(ROOT).parts[:-1]
+            )
+        ]
     return [ROOT / name for name in listed.split("\0") if name and (ROOT / name).is_file()]
 
 
