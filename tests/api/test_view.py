@@ -225,6 +225,38 @@ def test_coverage_keeps_the_latest_subscriptions_of_each_feed() -> None:
     assert (bitmex["rejected"], bitmex["wildcard"], bitmex["coverage_as_of"]) == ([], False, None)
 
 
+def test_the_view_reads_the_coverage_records_the_collectors_write() -> None:
+    """The contract from both ends: records made by the collectors' own pipeline (as they
+    would go to Kafka, key = exchange) give the API's answer for the registry's feeds."""
+    from stream.collectors.registry import FEEDS as REGISTRY
+    from tests.collectors.test_shells import pipeline_for
+
+    feeds = {name: (f.exchange, f.lower_bound, f.notes) for name, f in REGISTRY.items()}
+    f = ViewFeeder(load_settings(), GlobalView(WINDOWS, feeds))
+    bybit, bybit_records = pipeline_for(REGISTRY["bybit-linear"])
+    refused = [{"topic": "allLiquidation.AUSDT", "reason": "error:handler not found"}]
+    bybit.status("connected", url="ws://x")
+    bybit.coverage(listed=805, subscribed=803, rejected=refused)
+    binance, binance_records = pipeline_for(REGISTRY["binance-usdm"])
+    binance.coverage(listed=420, subscribed=420, rejected=[], wildcard=True)
+    for topic, record_key, record in (*bybit_records.records, *binance_records.records):
+        assert (topic, record_key) == ("collectors.status", record["exchange"])
+        f._apply(f.topics.status, record_key.encode(), orjson.dumps(record))
+    assert f.unreadable == 0
+    venues = {v["feed"]: v for v in f.view.query_coverage({}, NOW)["venues"]}
+    assert venues["bybit-linear"]["state"] == "connected"
+    assert venues["bybit-linear"]["instruments_listed"] == 805
+    assert venues["bybit-linear"]["instruments_subscribed"] == 803
+    assert venues["bybit-linear"]["rejected"] == refused
+    assert (
+        venues["binance-usdm"]["instruments_subscribed"],
+        venues["binance-usdm"]["wildcard"],
+    ) == (
+        420,
+        True,
+    )
+
+
 @pytest.mark.parametrize(
     "stray",
     [
