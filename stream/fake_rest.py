@@ -110,7 +110,7 @@ class FakeRest:
         paths = {
             "bybit-linear": "/v5/market/instruments-info?category=linear&limit=1000",
             "bybit-inverse": "/v5/market/instruments-info?category=inverse&limit=1000",
-            "okx": "/api/v5/public/instruments?instType=SWAP",
+            "okx": "/api/v5/public/instruments",
             "dydx": "/v4/perpetualMarkets",
             "kraken": "/derivatives/api/v3/instruments",
         }
@@ -183,6 +183,12 @@ class FakeRest:
     async def _kraken(self, request: web.Request) -> web.Response:
         self._seen(request)
         return web.json_response({"result": "success", "instruments": self.kraken})
+
+
+def kraken_rows(count: int) -> list[dict[str, Any]]:
+    """Multi-collateral perpetuals `PF_<base>USD` (Kraken writes BTC as XBT)."""
+    bases = ["XBT" if b == "BTC" else b for b in synthetic_bases(count)]
+    return [kraken_row(f"PF_{base}USD") for base in bases]
 
 
 def kraken_row(symbol: str, contract_size: float = 1.0) -> dict[str, Any]:

@@ -8,13 +8,16 @@ too, and the shell drops repeats by trade `id`.
 
 Source: docs.dydx.exchange "Indexer Websocket" (connection, subscribe, heartbeat: the server
 sends a websocket ping every 30 s and disconnects without a pong in 10 s, answered by the
-websocket library). The Indexer caps a connection at 32 subscriptions per channel (as
-nautilus_trader's dYdX adapter documents), and the Feed contract has one connection per feed,
-so at most 32 markets are followed (majors first).
+websocket library). The Indexer allows 32 subscriptions per channel per connection (its socks
+service, `CHANNEL_CONNECTION_LIMITS`; nautilus_trader's dYdX adapter documents the same), so
+every market is followed with as many connections as needed. Answers name the market:
+`subscribed`/`unsubscribed` with `id`, errors in their `message` ("Invalid subscription id for
+channel: (v4_trades-NOPE-USD)"); past the limit the error names none.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +25,15 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import load_frame, parse_items, reject
-from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.collectors.venue import (
+    Feed,
+    Instrument,
+    Instruments,
+    Parsed,
+    PerSymbol,
+    SubscribeReply,
+    SubscriptionLimits,
+)
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
@@ -30,7 +41,16 @@ from stream.symbols import canonical_coin
 EXCHANGE = "dydx"
 CHANNEL = "v4_trades"
 MAX_MARKETS = 32  # Indexer limit: subscriptions per channel per connection
-PRIORITY = ("BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "DOGE-USD", "LINK-USD", "AVAX-USD")
+LIMITS = SubscriptionLimits(
+    source=(
+        "dYdX v4 Indexer socks service: 32 subscriptions per channel per connection"
+        " (CHANNEL_CONNECTION_LIMITS), one market per subscribe message; its rate limit (2"
+        " subscribe attempts per second) is per market and connection, not per message"
+    ),
+    topics_per_message=1,
+    topics_per_connection=MAX_MARKETS,
+)
+_NAMED_MARKET = re.compile(r"v4_trades(?:-|, id )([A-Za-z0-9.]+-[A-Za-z0-9.]+)")
 _POSITION_SIDE = {"SELL": "long", "BUY": "short"}  # the taker is the liquidation order
 _ORDER_SIDE = {"long": "SELL", "short": "BUY"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -38,32 +58,110 @@ _MS = timedelta(milliseconds=1)
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
-    """One message per market, for at most MAX_MARKETS markets: PRIORITY first, then by name."""
-    rank = {market: index for index, market in enumerate(PRIORITY)}
-    chosen = sorted(set(symbols), key=lambda m: (rank.get(m, len(rank)), m))[:MAX_MARKETS]
-    return [
-        orjson.dumps({"type": "subscribe", "channel": CHANNEL, "id": market}).decode()
-        for market in chosen
-    ]
+    """One message per market (the collector spreads markets over connections by `LIMITS`)."""
+    return [request("subscribe", [market], "") for market in sorted(set(symbols))]
+
+
+def topic(market: str) -> str:
+    return market
+
+
+def request(op: str, topics: Sequence[str], req_id: str) -> str:
+    (market,) = topics  # one market per message
+    return orjson.dumps({"type": op, "channel": CHANNEL, "id": market}).decode()
+
+
+def read_reply(text: str) -> SubscribeReply | None:
+    """`subscribed`/`unsubscribed` name their market; an error names it in its message."""
+    if '"type"' not in text:
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("type")
+    if kind in ("subscribed", "unsubscribed") and message.get("channel") == CHANNEL:
+        market = message.get("id")
+        op = kind.removesuffix("d")
+        return SubscribeReply(op=op, topics=(str(market),) if market else ())
+    if kind != "error":
+        return None
+    reason = str(message.get("message", "")) or "refused without a reason"
+    named = tuple(_NAMED_MARKET.findall(reason))
+    if "already subscribed" in reason:  # what was asked for holds
+        return SubscribeReply(op="subscribe", topics=named)
+    return SubscribeReply(ok=False, topics=named, rejected=named, reason=reason)
 
 
 def fake_reply(text: str) -> list[str]:
     """What the Indexer answers: `subscribed` with the (here empty) recent trades."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("type") != "subscribe":
-        return []
-    reply: dict[str, Any] = {
-        "type": "subscribed",
-        "connection_id": "00000000-0000-4000-8000-000000000000",
-        "message_id": 1,
-        "channel": message.get("channel"),
-        "id": message.get("id"),
-        "contents": {"trades": []},
-    }
-    return [orjson.dumps(reply).decode()]
+    replies, _ = FakeSession().reply(text)
+    return replies
+
+
+class FakeSession:
+    """One Indexer connection, server side, as its socks service behaves: at most 32 markets
+    of `v4_trades` per connection ("Per-connection subscription limit reached for v4_trades
+    (limit=32)."); an unknown market is "Invalid subscription id for channel:
+    (v4_trades-<id>)"; a market twice is "Invalid subscribe message: already subscribed";
+    `subscribed` carries the market's recent trades (none here)."""
+
+    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
+        self.unknown_topics = unknown_topics
+        self.topics: set[str] = set()
+        self._message_ids = iter(range(1, 1 << 62))
+
+    def _message(self, kind: str, **fields: Any) -> str:
+        return orjson.dumps(
+            {
+                "type": kind,
+                "connection_id": "00000000-0000-4000-8000-000000000000",
+                "message_id": next(self._message_ids),
+                **fields,
+            }
+        ).decode()
+
+    def reply(self, text: str) -> tuple[list[str], list[str]]:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [], []
+        if not isinstance(message, dict) or message.get("channel") != CHANNEL:
+            return [], []
+        market = str(message.get("id"))
+        if message.get("type") == "unsubscribe":
+            self.topics.discard(market)
+            return [self._message("unsubscribed", channel=CHANNEL, id=market)], []
+        if message.get("type") != "subscribe":
+            return [], []
+        if market in self.unknown_topics:
+            error = f"Invalid subscription id for channel: ({CHANNEL}-{market})"
+        elif market in self.topics:
+            error = f"Invalid subscribe message: already subscribed ({CHANNEL}-{market})"
+        elif len(self.topics) >= MAX_MARKETS:
+            error = (
+                f"Per-connection subscription limit reached for {CHANNEL} (limit={MAX_MARKETS})."
+            )
+        else:
+            self.topics.add(market)
+            subscribed = self._message(
+                "subscribed", channel=CHANNEL, id=market, contents={"trades": []}
+            )
+            return [subscribed], [market]
+        return [self._message("error", message=error)], []
+
+    def wants(self, frame: str) -> bool:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(message, dict) and message.get("id") in self.topics
+
+
+def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
+    return FakeSession(unknown_topics)
 
 
 def created_at_ms(created_at: Any) -> int:
@@ -194,6 +292,8 @@ def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     }
 
 
+PER_SYMBOL = PerSymbol(limits=LIMITS, topic=topic, request=request, read_reply=read_reply)
+
 FEEDS: tuple[Feed, ...] = (
     Feed(
         name="dydx",
@@ -206,10 +306,13 @@ FEEDS: tuple[Feed, ...] = (
         fake_reply=fake_reply,
         instruments_url="https://indexer.dydx.trade/v4/perpetualMarkets",
         instruments_from_rest=instruments_from_rest,
+        per_symbol=PER_SYMBOL,
+        fake_session=fake_session,
+        replays_on_subscribe=True,
         render=render,
         notes=(
-            "full trade tape, but of at most 32 markets (the Indexer's per-connection limit):"
-            " liquidations in other markets are not seen"
+            "full trade tape of every active market, 32 markets per connection (the Indexer's"
+            " limit); the replay on subscribing is de-duplicated across restarts"
         ),
     ),
 )

@@ -14,6 +14,11 @@ Sizes: `PF_`/`FF_` (multi-collateral, linear) are in coins; `PI_`/`FI_` (inverse
 of 1 USD. Keep-alive (**unconfirmed**: the docs ask for "a ping request at least every 60
 seconds" without a message shape; the sample client uses websocket pings): the websocket
 library's protocol pings every 20 s, plus the documented `heartbeat` feed for liveness.
+
+Subscriptions (docs.kraken.com, futures websocket "Subscriptions"): `product_ids` lists the
+products of a request; the answer is `subscribed` (or `unsubscribed`) echoing them, a failure
+`subscribed_failed` with the product ids or `{"event":"error","message":"Invalid product id"}`
+naming none. Kraken documents no limit of products per request or per connection.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import load_frame, lookup, parse_items, reject
-from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.collectors.venue import (
+    Feed,
+    Instrument,
+    Instruments,
+    Parsed,
+    PerSymbol,
+    SubscribeReply,
+    SubscriptionLimits,
+)
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -35,30 +48,102 @@ _LINEAR_PREFIXES = ("PF_", "FF_")
 _INVERSE_PREFIXES = ("PI_", "FI_")
 _QUOTES = ("USDT", "USDC", "USD")  # longest first
 PRODUCTS_PER_MESSAGE = 100  # no documented limit; keeps each request small
+LIMITS = SubscriptionLimits(
+    source=(
+        "docs.kraken.com futures websocket: no documented limit of products per request or"
+        " connection; 100 products per request is liqstream's choice"
+    ),
+    topics_per_message=PRODUCTS_PER_MESSAGE,
+)
+HEARTBEAT = orjson.dumps({"event": "subscribe", "feed": "heartbeat"}).decode()
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
-    messages = [orjson.dumps({"event": "subscribe", "feed": "heartbeat"}).decode()]
+    messages = [HEARTBEAT]
     products = list(symbols)
     for start in range(0, len(products), PRODUCTS_PER_MESSAGE):
-        batch = products[start : start + PRODUCTS_PER_MESSAGE]
-        message = {"event": "subscribe", "feed": "trade", "product_ids": batch}
-        messages.append(orjson.dumps(message).decode())
+        messages.append(request("subscribe", products[start : start + PRODUCTS_PER_MESSAGE], ""))
     return messages
+
+
+def topic(product_id: str) -> str:
+    return product_id
+
+
+def request(op: str, topics: Sequence[str], req_id: str) -> str:
+    return orjson.dumps({"event": op, "feed": "trade", "product_ids": list(topics)}).decode()
+
+
+def read_reply(text: str) -> SubscribeReply | None:
+    """Answers to `trade` subscriptions (the heartbeat feed's are not topics)."""
+    if '"event"' not in text:
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    event = message.get("event")
+    products = message.get("product_ids")
+    named = tuple(str(p) for p in products) if isinstance(products, list) else ()
+    if event in ("subscribed", "unsubscribed") and message.get("feed") == "trade":
+        return SubscribeReply(op=event.removesuffix("d"), topics=named)
+    if event == "subscribed_failed" or (event == "error" and message.get("feed") != "heartbeat"):
+        reason = str(message.get("message") or event)
+        return SubscribeReply(ok=False, topics=named, rejected=named, reason=reason)
+    return None
 
 
 def fake_reply(text: str) -> list[str]:
     """What Kraken answers: `subscribed` echoing the feed (and product ids)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("event") != "subscribe":
-        return []
-    reply = {"event": "subscribed", "feed": message.get("feed")}
-    if "product_ids" in message:
-        reply["product_ids"] = message["product_ids"]
-    return [orjson.dumps(reply).decode()]
+    replies, _ = FakeSession().reply(text)
+    return replies
+
+
+class FakeSession:
+    """One Kraken Futures connection, server side (futures websocket "Subscriptions"):
+    `subscribed` echoes the feed and product ids; a request with a product the server does not
+    list is refused whole with `{"event":"error","message":"Invalid product id"}`."""
+
+    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
+        self.unknown_topics = unknown_topics
+        self.topics: set[str] = set()
+
+    def reply(self, text: str) -> tuple[list[str], list[str]]:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [], []
+        if not isinstance(message, dict) or message.get("event") not in (
+            "subscribe",
+            "unsubscribe",
+        ):
+            return [], []
+        event = str(message["event"])
+        reply: dict[str, Any] = {"event": f"{event}d", "feed": message.get("feed")}
+        products = [str(p) for p in message.get("product_ids") or []]
+        if "product_ids" in message:
+            reply["product_ids"] = products
+        if event == "unsubscribe":
+            self.topics.difference_update(products)
+            return [orjson.dumps(reply).decode()], []
+        if any(p in self.unknown_topics for p in products):
+            return [orjson.dumps({"event": "error", "message": "Invalid product id"}).decode()], []
+        new = [p for p in products if p not in self.topics] if reply["feed"] == "trade" else []
+        self.topics.update(new)
+        return [orjson.dumps(reply).decode()], new
+
+    def wants(self, frame: str) -> bool:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(message, dict) and message.get("product_id") in self.topics
+
+
+def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
+    return FakeSession(unknown_topics)
 
 
 def instrument_from_symbol(symbol: str) -> Instrument | None:
@@ -204,6 +289,10 @@ def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     return instruments
 
 
+PER_SYMBOL = PerSymbol(
+    limits=LIMITS, topic=topic, request=request, read_reply=read_reply, preamble=(HEARTBEAT,)
+)
+
 FEEDS: tuple[Feed, ...] = (
     Feed(
         name="kraken",
@@ -216,6 +305,8 @@ FEEDS: tuple[Feed, ...] = (
         fake_reply=fake_reply,
         instruments_url="https://futures.kraken.com/derivatives/api/v3/instruments",
         instruments_from_rest=instruments_from_rest,
+        per_symbol=PER_SYMBOL,
+        fake_session=fake_session,
         render=render,
         notes=(
             "full trade tape of the subscribed products; the liquidated party is taken to be"

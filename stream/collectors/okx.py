@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
@@ -140,9 +141,24 @@ def render(
     ).decode()
 
 
+def instrument_requests(url: str) -> list[str]:
+    """One request per instType (`GET /api/v5/public/instruments` takes exactly one): the URL
+    with its `instType` set to SWAP, then to FUTURES. Every instrument of a type comes in one
+    answer (the endpoint is not paginated)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "instType"]
+    return [
+        urlunsplit(parts._replace(query=urlencode([*query, ("instType", inst_type)])))
+        for inst_type in INST_TYPES
+    ]
+
+
 def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
-    """/api/v5/public/instruments?instType=SWAP: {"data": [{"instId", "ctVal", "ctType",
-    "ctValCcy", "settleCcy", ...}]}; linear ctVal is in `ctValCcy` coins, inverse in USD."""
+    """/api/v5/public/instruments?instType=SWAP|FUTURES: {"code":"0","data": [{"instId",
+    "ctVal", "ctType", "ctValCcy", "settleCcy", ...}]}; linear ctVal is in `ctValCcy` coins,
+    inverse in USD. FUTURES ids carry their expiry (`BTC-USD-260327`)."""
+    if not isinstance(payload, dict) or str(payload.get("code", "0")) != "0":
+        raise ValueError(f"unexpected instruments answer: {str(payload)[:200]}")
     instruments = {}
     for row in payload["data"]:
         base, quote = row["instId"].split("-")[:2]
@@ -170,8 +186,9 @@ FEEDS = (
         ping_interval_s=20.0,  # OKX closes connections with no data for 30 s
         idle_timeout_s=60.0,
         fake_reply=fake_reply,
-        instruments_url="https://www.okx.com/api/v5/public/instruments?instType=SWAP",
+        instruments_url="https://www.okx.com/api/v5/public/instruments",
         instruments_from_rest=instruments_from_rest,
+        instrument_requests=instrument_requests,
         render=render,
         lower_bound=True,
         notes="OKX documents this channel as not complete: totals are a lower bound",

@@ -59,7 +59,7 @@ class FeedPipeline:
         self.publisher = publisher
         self.topics = topics
         self.metrics = metrics
-        self.recent_ids = recent_ids or RecentIds()
+        self.recent_ids = recent_ids if recent_ids is not None else RecentIds()
 
     async def on_frame(self, text: str, received_ts: int) -> list[LiquidationEvent]:
         """Publish the raw frame, its new events and its rejects; return the new events."""

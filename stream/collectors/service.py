@@ -120,11 +120,11 @@ class CollectorService:
                 error: BaseException = RuntimeError(f"{name} ended unexpectedly")
             except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
                 error = exc
-            self.metrics.internal_errors.labels(name).inc()
-            if connection is not None:
+            if connection is not None:  # logged, counted and dead-lettered there
                 connection.pipeline.internal_error(error, None)
                 connection.stop = asyncio.Event()  # the crashed run set it while unwinding
             else:
+                self.metrics.internal_errors.labels(name).inc()
                 log.error("%s failed: %r", name, error, exc_info=error)
             delay_s = backoff_s(attempt, base_s=1.0, cap_s=MAX_RESTART_BACKOFF_S)
             attempt += 1

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.collectors import bybit
 from stream.collectors.bybit import FEEDS, MAX_ARGS_CHARS, subscribe
 from stream.collectors.instruments import bundled_snapshot
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
@@ -154,3 +155,66 @@ def test_render_round_trip(index: int, side: str, price: float, coins: float) ->
     assert (event.side, event.coin) == (side, instrument.coin)
     assert event.quantity == pytest.approx(coins, rel=1e-9)
     assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
+
+
+def test_subscribe_answers_are_read_with_the_refused_topic() -> None:
+    per_symbol = LINEAR.per_symbol
+    assert per_symbol is not None
+    assert per_symbol.limits.chars_per_connection == 21_000
+    assert per_symbol.limits.topics_per_message == 10  # as tardis-node sends them
+    assert orjson.loads(per_symbol.request("subscribe", ["allLiquidation.BTCUSDT"], "7")) == {
+        "req_id": "7",
+        "op": "subscribe",
+        "args": ["allLiquidation.BTCUSDT"],
+    }
+    ok = per_symbol.read_reply(fixture("bybit", "subscribe_ack.json"))
+    assert ok is not None and ok.ok and ok.req_id is None and ok.op == "subscribe"
+    refused = per_symbol.read_reply(
+        '{"success":false,"ret_msg":"error:handler not found,topic:allLiquidation.X",'
+        '"conn_id":"d6d7b2ac","req_id":"12","op":"subscribe"}'
+    )
+    assert refused is not None and not refused.ok
+    assert (refused.req_id, refused.rejected) == ("12", ("allLiquidation.X",))
+    assert refused.reason == "error:handler not found,topic:allLiquidation.X"
+    assert per_symbol.read_reply(fixture("bybit", "pong.json")) is None
+    assert per_symbol.read_reply(fixture("bybit", "documented.json")) is None
+
+
+def test_fake_bybit_enforces_the_connection_limit_and_refuses_unknown_topics() -> None:
+    session = bybit.FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
+    topics = [f"allLiquidation.COIN{n:04d}USDT" for n in range(1_000)]  # 23 characters each
+    accepted: list[str] = []
+    refusal = ""
+    for start in range(0, len(topics), 10):
+        (answer,), new = session.reply(bybit.request("subscribe", topics[start : start + 10], "1"))
+        if not orjson.loads(answer)["success"]:
+            refusal = orjson.loads(answer)["ret_msg"]
+            break
+        accepted += new
+    assert sum(len(t) for t in accepted) <= 21_000 < sum(len(t) for t in accepted) + 230
+    assert "21000" in refusal
+    session = bybit.FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
+    batch = ["allLiquidation.BTCUSDT", "allLiquidation.NOPEUSDT"]
+    (answer,), new = session.reply(bybit.request("subscribe", batch, "9"))
+    assert new == [] and session.topics == set()  # none of the batch
+    assert orjson.loads(answer) == {
+        "success": False,
+        "ret_msg": "error:handler not found,topic:allLiquidation.NOPEUSDT",
+        "conn_id": "fake",
+        "req_id": "9",
+        "op": "subscribe",
+    }
+
+
+def test_instrument_pages_follow_next_page_cursor() -> None:
+    url = "https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000"
+    page = {"retCode": 0, "result": {"list": [], "nextPageCursor": "first%3DA%26last%3DB"}}
+    assert LINEAR.next_page(url, page) == (
+        "https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000"
+        "&cursor=first%253DA%2526last%253DB"
+    )
+    last = {"retCode": 0, "result": {"list": [], "nextPageCursor": ""}}
+    assert LINEAR.next_page(url, last) is None
+    with pytest.raises(ValueError, match="10001"):
+        assert LINEAR.instruments_from_rest is not None
+        LINEAR.instruments_from_rest({"retCode": 10001, "retMsg": "params error", "result": {}})

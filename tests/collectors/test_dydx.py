@@ -39,12 +39,41 @@ def test_subscribe_one_message_per_market() -> None:
     ]
 
 
-def test_subscribe_is_capped_at_the_indexer_limit_majors_first() -> None:
-    markets = [f"C{n:03d}-USD" for n in range(60)] + ["SOL-USD", "BTC-USD"]
-    chosen = [orjson.loads(m)["id"] for m in FEED.subscribe(markets)]
-    assert len(chosen) == 32
-    assert chosen[:2] == ["BTC-USD", "SOL-USD"]
-    assert chosen[2:] == [f"C{n:03d}-USD" for n in range(30)]
+def test_limits_and_replies_as_the_indexer_defines_them() -> None:
+    per_symbol = FEED.per_symbol
+    assert per_symbol is not None
+    assert per_symbol.limits.topics_per_connection == 32
+    assert per_symbol.limits.topics_per_message == 1
+    assert FEED.replays_on_subscribe  # its replay is de-duplicated across restarts
+    assert per_symbol.request("unsubscribe", ["ETH-USD"], "7") == (
+        '{"type":"unsubscribe","channel":"v4_trades","id":"ETH-USD"}'
+    )
+    ok = per_symbol.read_reply(frame("subscribed_replay.json"))
+    assert ok is not None and ok.ok and ok.op == "subscribe" and ok.topics == ("ETH-USD",)
+    refused = per_symbol.read_reply(frame("error.json"))
+    assert refused is not None and not refused.ok
+    assert refused.rejected == ("NOPE-USD",)
+    assert refused.reason.startswith("Invalid subscribe message: channel v4_trades, id NOPE-USD")
+    assert per_symbol.read_reply(frame("channel_data.json")) is None
+
+
+def test_fake_session_enforces_32_markets_per_connection() -> None:
+    session = dydx.FakeSession(frozenset({"NOPE-USD"}))
+    for n in range(32):
+        _, new = session.reply(FEED.subscribe([f"C{n:03d}-USD"])[0])
+        assert new == [f"C{n:03d}-USD"]
+    (error,), new = session.reply(FEED.subscribe(["C999-USD"])[0])
+    assert new == [] and "limit=32" in orjson.loads(error)["message"]
+    (error,), _ = session.reply(FEED.subscribe(["C000-USD"])[0])
+    assert "already subscribed" in orjson.loads(error)["message"]
+    per_symbol = FEED.per_symbol
+    assert per_symbol is not None
+    again = per_symbol.read_reply(error)
+    assert again is not None and again.ok and again.topics == ("C000-USD",)
+    session.reply(per_symbol.request("unsubscribe", ["C000-USD"], ""))
+    (error,), _ = session.reply(FEED.subscribe(["NOPE-USD"])[0])
+    reply = per_symbol.read_reply(error)
+    assert reply is not None and reply.rejected == ("NOPE-USD",)
 
 
 def test_fake_server_replays_on_subscribe() -> None:

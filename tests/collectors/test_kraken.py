@@ -189,3 +189,25 @@ def test_render_round_trip(
     symbol: str, side: str, price: float, coins: float, ts: int, seq: int
 ) -> None:
     assert_round_trip(FEED, SNAPSHOT, symbol, side, price, coins, ts, seq)
+
+
+def test_subscribe_answers_are_read() -> None:
+    per_symbol = FEED.per_symbol
+    assert per_symbol is not None
+    assert per_symbol.preamble == ('{"event":"subscribe","feed":"heartbeat"}',)
+    ok = per_symbol.read_reply(frame("subscribed.json"))
+    assert ok is not None and ok.ok and ok.op == "subscribe" and ok.topics == ("PF_XBTUSD",)
+    refused = per_symbol.read_reply(frame("error.json"))
+    assert refused is not None and not refused.ok and refused.reason == "Invalid product id"
+    assert refused.topics == ()  # names none: the oldest waiting request is meant
+    assert per_symbol.read_reply('{"event":"subscribed","feed":"heartbeat"}') is None
+    assert per_symbol.read_reply(frame("trade_liquidation_pf.json")) is None
+
+
+def test_fake_kraken_refuses_a_request_with_an_unknown_product() -> None:
+    session = kraken.FakeSession(frozenset({"PF_NOPEUSD"}))
+    (answer,), new = session.reply(FEED.subscribe(["PF_XBTUSD", "PF_NOPEUSD"])[1])
+    assert orjson.loads(answer) == {"event": "error", "message": "Invalid product id"}
+    assert new == [] and session.topics == set()
+    (answer,), new = session.reply(FEED.subscribe(["PF_XBTUSD"])[1])
+    assert new == ["PF_XBTUSD"] and session.wants(frame("trade_liquidation_pf.json"))

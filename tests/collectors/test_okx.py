@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
-from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.instruments import InstrumentBook, bundled_snapshot
 from stream.collectors.okx import FEEDS
+from stream.fake_rest import FakeRest, okx_row
+from tests.collectors.test_shells import TOPICS, pipeline_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 (OKX,) = FEEDS
@@ -117,3 +121,74 @@ def test_render_round_trip(symbol: str) -> None:
     assert event.side == "long" and event.coin == instrument.coin
     assert event.quantity == pytest.approx(coins, rel=1e-9)
     assert event.notional_usd == pytest.approx(coins * price, rel=1e-9)
+
+
+def test_instruments_are_requested_per_inst_type() -> None:
+    assert OKX.instruments_url == "https://www.okx.com/api/v5/public/instruments"
+    assert OKX.instrument_requests("http://h/api/v5/public/instruments?instType=SWAP") == [
+        "http://h/api/v5/public/instruments?instType=SWAP",
+        "http://h/api/v5/public/instruments?instType=FUTURES",
+    ]
+    with pytest.raises(ValueError, match="51000"):
+        assert OKX.instruments_from_rest is not None
+        OKX.instruments_from_rest({"code": "51000", "msg": "Parameter instType error", "data": []})
+
+
+async def test_a_futures_frame_of_an_instrument_only_rest_lists_becomes_an_event(
+    tmp_path: Path,
+) -> None:
+    rest = FakeRest()
+    rest.okx["SWAP"] = [okx_row("BTC-USDT-SWAP", "SWAP", "0.01", "linear")]
+    rest.okx["FUTURES"] = [
+        okx_row("BTC-USD-270326", "FUTURES", "100", "inverse"),
+        okx_row("ETH-USDT-270326", "FUTURES", "0.1", "linear"),
+    ]
+    await rest.start()
+    try:
+        book = InstrumentBook(OKX, tmp_path, url=rest.url("okx"))
+        pipeline, publisher = pipeline_for(OKX, book)
+        # The documented frame's shape for a FUTURES instrument (expiring 2027-03-26).
+        frame = {
+            "arg": {"channel": "liquidation-orders", "instType": "FUTURES"},
+            "data": [
+                {
+                    "details": [
+                        {
+                            "bkLoss": "0",
+                            "bkPx": "95000",
+                            "ccy": "",
+                            "posSide": "long",
+                            "side": "sell",
+                            "sz": "3",
+                            "ts": "1762290000000",
+                        }
+                    ],
+                    "instFamily": "BTC-USD",
+                    "instId": "BTC-USD-270326",
+                    "instType": "FUTURES",
+                    "uly": "BTC-USD",
+                }
+            ],
+        }
+        (event,) = await pipeline.on_frame(orjson.dumps(frame).decode(), RECEIVED_TS)
+        # Inverse: 3 contracts of 100 USD = 300 USD; 300 / 95,000 = 0.0031578947... BTC.
+        assert_event(
+            event,
+            exchange="okx",
+            symbol="BTC-USD-270326",
+            coin="BTC",
+            quote="USD",
+            contract_type="inverse",
+            side="long",
+            price=95000.0,
+            quantity=300 / 95000,
+            notional_usd=300.0,
+        )
+        assert "ETH-USDT-270326" in book and "BTC-USDT-SWAP" in book
+        assert sorted(rest.requests) == [
+            "/api/v5/public/instruments?instType=FUTURES",
+            "/api/v5/public/instruments?instType=SWAP",
+        ]
+        assert publisher.values(TOPICS.deadletter) == []
+    finally:
+        await rest.stop()

@@ -1,0 +1,209 @@
+"""The instrument lifecycle of every per-instrument feed, against fakes that enforce the venue.
+
+For Bybit (linear, inverse), Kraken and dYdX (more than 32 markets: several connections): the
+first subscribe waits for the REST listing, every listed instrument goes live, a symbol listed
+later is subscribed and a delisted one unsubscribed on the live connections after a refresh,
+and the coverage record follows. No Kafka: the publisher only records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from stream.collectors.bybit import FEEDS as BYBIT
+from stream.collectors.connection import FeedConnection
+from stream.collectors.dydx import FEEDS as DYDX
+from stream.collectors.instruments import InstrumentBook
+from stream.collectors.kraken import FEEDS as KRAKEN
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline
+from stream.collectors.venue import Feed
+from stream.fake_exchange import FakeExchange
+from stream.fake_rest import (
+    FakeRest,
+    bybit_row,
+    bybit_rows,
+    kraken_row,
+    kraken_rows,
+    synthetic_bases,
+)
+from tests.collectors.test_shells import TOPICS, RecordingPublisher
+
+SEQ = itertools.count(1)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+    assert condition(), what
+
+
+def listing(rest: FakeRest, feed: Feed, count: int) -> None:
+    if feed.name.startswith("bybit"):
+        category = feed.name.removeprefix("bybit-")
+        rest.bybit[category] = bybit_rows(count, category)
+    elif feed.name == "kraken":
+        rest.kraken = kraken_rows(count)
+    else:
+        rest.dydx_markets = [f"{base}-USD" for base in synthetic_bases(count)]
+
+
+def list_one_more(rest: FakeRest, feed: Feed) -> str:
+    if feed.name == "bybit-linear":
+        rest.bybit["linear"].append(bybit_row("LATEUSDT", "LATE", "USDT", "linear"))
+        return "LATEUSDT"
+    if feed.name == "bybit-inverse":
+        rest.bybit["inverse"].append(bybit_row("LATEUSD", "LATE", "USD", "inverse"))
+        return "LATEUSD"
+    if feed.name == "kraken":
+        rest.kraken.append(kraken_row("PF_LATEUSD"))
+        return "PF_LATEUSD"
+    rest.dydx_markets.append("LATE-USD")
+    return "LATE-USD"
+
+
+def delist_one(rest: FakeRest, feed: Feed) -> str:
+    if feed.name.startswith("bybit"):
+        return str(rest.bybit[feed.name.removeprefix("bybit-")].pop(1)["symbol"])
+    if feed.name == "kraken":
+        return str(rest.kraken.pop(1)["symbol"])
+    return rest.dydx_markets.pop(1)
+
+
+@pytest.mark.parametrize(
+    ("feed", "count"),
+    [(BYBIT[0], 60), (BYBIT[1], 25), (KRAKEN[0], 150), (DYDX[0], 70)],
+    ids=lambda value: value.name if isinstance(value, Feed) else str(value),
+)
+async def test_every_listed_instrument_live_then_listing_changes(
+    feed: Feed, count: int, tmp_path: Path
+) -> None:
+    assert feed.per_symbol is not None and feed.render is not None
+    per_symbol, render = feed.per_symbol, feed.render
+    rest = FakeRest()
+    listing(rest, feed, count)
+    await rest.start()
+    book = InstrumentBook(feed, tmp_path, url=rest.url(feed.name))
+    symbol_of = {per_symbol.topic(s): s for s in book.symbols()}  # bundled, refreshed below
+
+    def one_liquidation(topic: str) -> str | None:
+        symbol = symbol_of.get(topic) or next(
+            (s for s in book.symbols() if per_symbol.topic(s) == topic), None
+        )
+        instrument = book.get(symbol) if symbol else None
+        if instrument is None:
+            return None
+        return render(instrument, "long", 2.0, 0.5, 1_762_290_000_000, next(SEQ))
+
+    fake = FakeExchange(feed, [], frame_on_subscribe=one_liquidation)
+    publisher = RecordingPublisher()
+    metrics = CollectorMetrics()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def live() -> set[str]:
+        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
+
+    def coverage() -> dict:
+        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1] if records else {}
+
+    try:
+        await until(lambda: set(rest_symbols(rest, feed)) <= live(), "every listed symbol live")
+        assert book.refreshed.is_set()  # the first subscribe waited for the REST listing
+        if feed.name == "dydx":
+            assert fake.connections >= 3  # 70 markets, 32 per connection
+            assert all(len(s.topics) <= 32 for s in fake.sessions.values())
+        await until(
+            lambda: coverage().get("instruments_subscribed") == count, "coverage: all subscribed"
+        )
+        assert coverage()["instruments_listed"] == count and coverage()["rejected"] == []
+        assert metrics.connected.labels(feed.name)._value.get() == 1
+        connections_before = fake.connections
+
+        late = list_one_more(rest, feed)
+        gone = delist_one(rest, feed)
+        assert await book.refresh(force=True)
+        await until(lambda: late in live(), "the symbol listed later is live")
+        await until(
+            lambda: per_symbol.topic(gone) not in fake.subscribed_topics(),
+            "the delisted symbol is unsubscribed",
+        )
+        assert fake.connections == connections_before  # without reconnecting
+        await until(
+            lambda: coverage().get("instruments_subscribed") == count, "coverage after changes"
+        )
+        assert coverage()["instruments_listed"] == count
+        assert gone not in book.symbols() and gone in book  # rules kept for late frames
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await rest.stop()
+
+
+def rest_symbols(rest: FakeRest, feed: Feed) -> list[str]:
+    if feed.name.startswith("bybit"):
+        return [row["symbol"] for row in rest.bybit[feed.name.removeprefix("bybit-")]]
+    if feed.name == "kraken":
+        return [row["symbol"] for row in rest.kraken]
+    return list(rest.dydx_markets)
+
+
+async def test_first_subscribe_falls_back_to_the_snapshot_when_rest_is_silent(
+    tmp_path: Path,
+) -> None:
+    feed = BYBIT[0]
+    fake = FakeExchange(feed, [])
+    book = InstrumentBook(feed, tmp_path, url="http://127.0.0.1:9/unreachable")
+    publisher = RecordingPublisher()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), first_listing_timeout_s=0.5)
+    task = asyncio.create_task(connection.run())
+    try:
+        bundled = {f"allLiquidation.{s}" for s in book.symbols()}
+        await until(lambda: fake.subscribed_topics() == bundled, "bundled symbols subscribed")
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+
+
+async def test_a_refused_topic_costs_only_itself() -> None:
+    feed = dataclasses.replace(BYBIT[0])
+    refused = "allLiquidation.DOGEUSDT"
+    fake = FakeExchange(feed, [], unknown_topics={refused})
+    book = InstrumentBook(feed, url="")
+    publisher = RecordingPublisher()
+    metrics = CollectorMetrics()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start())
+    task = asyncio.create_task(connection.run())
+    wanted = {f"allLiquidation.{s}" for s in book.symbols()} - {refused}
+    try:
+        await until(lambda: fake.subscribed_topics() == wanted, "all but the refused topic")
+
+        def rejected() -> list[dict]:
+            records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+            return records[-1]["rejected"] if records else []
+
+        await until(lambda: bool(rejected()), "the refusal in the coverage record")
+        assert rejected() == [
+            {"topic": refused, "reason": f"error:handler not found,topic:{refused}"}
+        ]
+        assert metrics.subscription_rejects.labels(feed.name)._value.get() == 2  # batch, alone
+        requests = [orjson.loads(m) for m in fake.client_messages if '"subscribe"' in m]
+        assert [r["args"] for r in requests if refused in r["args"]][-1] == [refused]
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
