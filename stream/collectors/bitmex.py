@@ -254,7 +254,9 @@ FEEDS = (
         render=render,
         notes=(
             "every liquidation order, quanto contracts valued at the .BXBT XBT/USD index;"
-            " BitMEX gives no time, so the receive time is used"
+            " left out: linear contracts quoted in XBT (ETHXBT-style) and settlement"
+            " currencies other than XBt and USDt; BitMEX gives no time, so the receive time"
+            " is used"
         ),
         stateful_parse=XbtUsdRate,
     ),

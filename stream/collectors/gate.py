@@ -13,7 +13,8 @@ order data every 1 second"), so the feed is complete, not a lower bound.
 Sizes are contracts. Decimal-size contracts (`enable_decimal`, 14 on 2026-09-15, ETH_USDT
 among them) arrive rounded to integers unless the handshake carries `X-Gate-Size-Decimal: 1`
 (Gate API changelog; tardis-node sends it): the feed declares it in `handshake_headers`.
-Linear (`type` direct, USDT and USD1): one contract = `quanto_multiplier` coins. Inverse
+Linear (`type` direct, USDT and USD1, both stablecoins taken at par with USD like USDT
+everywhere here): one contract = `quanto_multiplier` coins. Inverse
 (`BTC_USD`, `quanto_multiplier` "0"): one contract = 1 USD (ccxt: "1 USD in WEB").
 
 The live feed differs from the documentation (gateio/WebSocket-API issue #132, frames captured
