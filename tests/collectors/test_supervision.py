@@ -23,7 +23,7 @@ from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.service import CollectorService
 from stream.collectors.venue import Instruments, Parsed
 from stream.config import Settings
-from stream.fake_exchange import FakeExchange, Timed, generated_frames
+from stream.fake_exchange import FakeExchange, Script, Timed, generated_frames
 from stream.kafka import Topics
 from stream.topics import ensure_topics
 from tests.collectors.kafka_helpers import consume_until
@@ -164,3 +164,39 @@ async def test_a_crashed_feed_is_restarted(kafka_settings: Settings, tmp_path: P
     dead = await consume_until(settings, topics.deadletter, lambda v: len(v) >= 1, timeout_s=10)
     assert dead[0]["reason"] == "internal_error"
     assert "the feed's task failed" in dead[0]["payload"]
+
+
+@pytest.mark.kafka
+async def test_dydx_replay_after_a_collector_restart_is_not_published_twice(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = kafka_settings.model_copy(update={"data_dir": tmp_path})
+    await ensure_topics(settings)
+    feed = DYDX[0]
+    frames = list(islice(generated_frames(feed, seed=6), 6))
+    fake = FakeExchange(feed, frames, interval_s=0.01, script=Script(replay_on_subscribe=4))
+    url = await fake.start()
+    topics = Topics.with_prefix(settings.topic_prefix)
+
+    def collector() -> CollectorService:
+        return CollectorService(settings, [feed], urls={feed.name: url}, refresh_instruments=False)
+
+    try:
+        first = collector()
+        task = asyncio.create_task(first.run())
+        await until(lambda: first.metrics.events.labels("dydx")._value.get() == 6, "6 events")
+        first.stop.set()
+        await task
+        second = collector()  # a new process would read the same data dir
+        task = asyncio.create_task(second.run())
+        await until(
+            lambda: second.metrics.duplicates.labels("dydx")._value.get() == 4, "the replay seen"
+        )
+        second.stop.set()
+        await task
+    finally:
+        await fake.stop()
+    assert second.metrics.events.labels("dydx")._value.get() == 0
+    # Read on past the 6th record for a while: a 7th would be a replayed event published again.
+    events = await consume_until(settings, topics.liquidations, lambda v: len(v) > 6, timeout_s=3)
+    assert len(events) == 6
