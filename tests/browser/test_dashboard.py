@@ -304,6 +304,10 @@ def main() -> None:
         driver = browser()
         driver.get(base + "/")
         time.sleep(4)
+        # the whole page, down to the venue coverage panel
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1440, height + 140)  # the window's frame around the page
+        time.sleep(1)
         driver.save_screenshot(str(path))
     finally:
         if driver is not None:
