@@ -103,13 +103,15 @@ class FeedConnection:
         book = self.pipeline.book
         self.shards, self._tasks, self._last_coverage = [], [], None
         listener = self._relist if self.feed.per_symbol is not None else self._coverage_soon
+        stop_wait = asyncio.create_task(self.stop.wait())
         if self.feed.per_symbol is not None:
-            await book.wait_first_listing(self.first_listing_timeout_s)
+            listing = asyncio.create_task(book.wait_first_listing(self.first_listing_timeout_s))
+            await asyncio.wait({listing, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            listing.cancel()
             self._relist()
         else:
             self.shards.append(Shard(0))
         book.on_change.append(listener)
-        stop_wait = asyncio.create_task(self.stop.wait())
         try:
             while not self.stop.is_set():
                 for shard in self.shards[len(self._tasks) :]:

@@ -120,8 +120,8 @@ class SubscriptionState:
         ]
 
     def _match(self, reply: SubscribeReply) -> Request | None:
-        if reply.req_id is not None and reply.req_id in self.pending:
-            return self.pending[reply.req_id]
+        if reply.req_id is not None:  # a late answer to an expired request matches nothing
+            return self.pending.get(reply.req_id)
         candidates = [r for r in self.pending.values() if reply.op in (None, r.op)]
         if reply.topics:
             named = set(reply.topics) | set(reply.rejected)

@@ -110,3 +110,12 @@ def test_plan_unsubscribes_what_is_no_longer_listed() -> None:
     assert (unsubscribe.op, unsubscribe.topics) == ("unsubscribe", ("b",))
     state.on_reply(SubscribeReply(req_id=unsubscribe.req_id, op="unsubscribe"))
     assert state.acked == {"a"}
+
+
+def test_a_late_answer_to_an_expired_request_acknowledges_nothing() -> None:
+    state = SubscriptionState(BYBIT_LIMITS)
+    (first,) = state.plan({"a"}, now_s=0.0)
+    (expired,) = state.expire(now_s=10.0, timeout_s=10.0)
+    (retry,) = expired.requests
+    assert state.on_reply(SubscribeReply(req_id=first.req_id)) is None
+    assert state.acked == set() and list(state.pending) == [retry.req_id]
