@@ -190,7 +190,9 @@ class FeedConnection:
         return listed, subscribed, rejected, False
 
     def _emit_coverage(self, *, force: bool = False) -> None:
-        self._coverage_timer = None
+        if self._coverage_timer is not None:  # this record replaces the scheduled one
+            self._coverage_timer.cancel()
+            self._coverage_timer = None
         listed, subscribed, rejected, wildcard = self._coverage()
         key = (listed, subscribed, tuple(tuple(r.items()) for r in rejected))
         if force or key != self._last_coverage:
@@ -328,7 +330,10 @@ class FeedConnection:
                 extra={"feed": name, "topic": topic},
             )
         await self._send(ws, outcome.requests)
-        self._coverage_soon()
+        if any(s.state is not None and s.state.pending for s in self.shards):
+            self._coverage_soon()  # more answers to come: one record for the burst
+        else:
+            self._emit_coverage()  # settled: say so at once
 
     async def _read(self, ws: ClientConnection, shard: Shard) -> str:
         """Read until the connection ends; return why it ended."""

@@ -89,9 +89,19 @@ async def test_feed_end_to_end(feed_name: str, kafka_settings: Settings, tmp_pat
     received = await consume_until(settings, topics.liquidations, lambda v: len(v) >= len(expected))
     assert_same_events(expected, received)
     assert service.publisher.pending == 0
-    statuses = await consume_until(settings, topics.status, lambda v: len(v) >= 2, timeout_s=10)
+    listed = len(bundled_snapshot(feed.name))
+
+    def covered(records: list[dict]) -> bool:
+        return any(
+            r["state"] == "coverage" and r["instruments_subscribed"] == listed for r in records
+        )
+
+    statuses = await consume_until(settings, topics.status, covered, timeout_s=10)
     assert [s["state"] for s in statuses][:1] == ["connected"]
     assert {s["feed"] for s in statuses} == {feed.name}
+    coverage = next(s for s in statuses if s["state"] == "coverage" and covered([s]))
+    assert coverage["instruments_listed"] == listed > 0 and coverage["rejected"] == []
+    assert coverage.get("wildcard", False) is (feed.per_symbol is None)
     raw = await consume_until(settings, topics.raw, lambda v: len(v) >= len(frames), timeout_s=10)
     assert [r["frame"] for r in raw if r["frame"] in frames] == frames
 
