@@ -310,7 +310,7 @@ class FeedConnection:
         self._coverage_soon()
         return True
 
-    async def _apply(self, ws: ClientConnection, outcome: Outcome) -> None:
+    async def _apply(self, ws: ClientConnection, shard: Shard, outcome: Outcome) -> None:
         name = self.feed.name
         for topic, reason in outcome.refused:
             self.pipeline.metrics.subscription_rejects.labels(name).inc()
@@ -329,7 +329,12 @@ class FeedConnection:
                 reason,
                 extra={"feed": name, "topic": topic},
             )
-        await self._send(ws, outcome.requests)
+        requests = outcome.requests
+        per_symbol = self.feed.per_symbol
+        if shard.state is not None and per_symbol is not None and per_symbol.can_unsubscribe:
+            # the listing may have changed while this answer was on its way
+            requests = requests + shard.state.plan(shard.topics, time.monotonic())
+        await self._send(ws, requests)
         if any(s.state is not None and s.state.pending for s in self.shards):
             self._coverage_soon()  # more answers to come: one record for the burst
         else:
@@ -380,7 +385,7 @@ class FeedConnection:
                     await self._handle(ws, shard, message)
                 if shard.state is not None and shard.state.pending:
                     for outcome in shard.state.expire(time.monotonic(), self.ack_timeout_s):
-                        await self._apply(ws, outcome)
+                        await self._apply(ws, shard, outcome)
         finally:
             for task in (stop_wait, changed, receive):
                 task.cancel()
@@ -416,5 +421,5 @@ class FeedConnection:
             if answer is not None:
                 outcome = shard.state.on_reply(answer, time.monotonic())
                 if outcome is not None:
-                    await self._apply(ws, outcome)
+                    await self._apply(ws, shard, outcome)
         await self.pipeline.on_frame(text, received_ts)
