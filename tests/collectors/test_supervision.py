@@ -71,7 +71,7 @@ async def test_a_poison_frame_is_dead_lettered_and_the_connection_reads_on() -> 
 
 async def test_connected_only_while_frames_flow() -> None:
     (frame,) = islice(generated_frames(USDM, seed=2), 1)
-    fake = FakeExchange(USDM, [Timed(time.monotonic() + 1.0, frame)], interval_s=0.01)
+    fake = FakeExchange(USDM, [Timed(time.monotonic() + 3.0, frame)], interval_s=0.01)
     pipeline, publisher = pipeline_for(USDM)
     gauge = pipeline.metrics.connected.labels(USDM.name)
     connection = FeedConnection(pipeline, await fake.start())
