@@ -157,16 +157,17 @@ def make_event(
     id: str | None = None,  # noqa: A002 - the schema's field name
 ) -> LiquidationEvent:
     """Build a validated event, or raise `Rejected` with a reason code naming the field."""
-    if exchange not in EXCHANGES:
+    # isinstance first: a list or object is unhashable, and `in` a frozenset would raise
+    if not isinstance(exchange, str) or exchange not in EXCHANGES:
         raise Rejected("unknown_exchange", f"exchange={exchange!r}")
     symbol = _non_empty("symbol", symbol)
     coin = _non_empty("coin", coin)
     if coin != coin.upper():
         raise Rejected("coin_not_upper_case", f"coin={coin!r}")
     quote = _non_empty("quote", quote)
-    if contract_type not in CONTRACT_TYPES:
+    if not isinstance(contract_type, str) or contract_type not in CONTRACT_TYPES:
         raise Rejected("contract_type_invalid", f"contract_type={contract_type!r}")
-    if side not in SIDES:
+    if not isinstance(side, str) or side not in SIDES:
         raise Rejected("side_invalid", f"side={side!r}")
     price_f = _positive_finite("price", price)
     quantity_f = _positive_finite("quantity", quantity)
@@ -227,6 +228,7 @@ _CanonicalEvent = msgspec.defstruct(
     forbid_unknown_fields=True,
 )
 _canonical_decoder = msgspec.json.Decoder(_CanonicalEvent)
+_CANONICAL_LIST: Any = list[_CanonicalEvent]  # type: ignore[valid-type]
 
 
 def decode_canonical(raw: bytes) -> Any | None:
@@ -245,6 +247,32 @@ def decode_canonical(raw: bytes) -> Any | None:
     if implausible(event.price, event.quantity, event.notional_usd) is not None:
         return None
     return event
+
+
+def canonical_dicts(items: list[Any]) -> tuple[list[dict[str, Any]], list[tuple[Any, Rejected]]]:
+    """Split decoded JSON values into events ready to sum (canonical dicts) and rejects.
+
+    For a consumer of already-validated records (the worker's second stage): the common case,
+    all canonical, costs one check in C and returns `items` itself; otherwise each item is
+    validated alone, a valid one in its normal form."""
+    checked: list[Any] | None
+    try:
+        checked = msgspec.convert(items, _CANONICAL_LIST)
+    except msgspec.ValidationError:
+        checked = None
+    if checked is not None and all(
+        e.coin.isupper() and implausible(e.price, e.quantity, e.notional_usd) is None
+        for e in checked
+    ):
+        return items, []
+    events: list[dict[str, Any]] = []
+    rejects: list[tuple[Any, Rejected]] = []
+    for item in items:
+        try:
+            events.append(event_from_dict(item).to_dict())
+        except Rejected as exc:
+            rejects.append((item, exc))
+    return events, rejects
 
 
 def event_from_json(raw: bytes | str) -> LiquidationEvent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from typing import Any
@@ -20,6 +21,7 @@ from stream.schema import (
     MAX_PRICE,
     MAX_QUANTITY,
     MIN_PRICE,
+    canonical_dicts,
     decode_canonical,
     event_from_dict,
     event_from_json,
@@ -329,3 +331,28 @@ def test_ci_runs_property_tests_without_a_deadline() -> None:
     assert ci.max_examples == default.max_examples
     assert ci.suppress_health_check == default.suppress_health_check == ()
     assert not ci.derandomize
+
+
+_NESTED_JSON = st.recursive(
+    _ANY_JSON,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@given(
+    changes=st.dictionaries(st.sampled_from(FIELDS), _NESTED_JSON, max_size=4),
+    item=_NESTED_JSON,
+)
+def test_any_json_in_any_field_is_an_event_or_a_reject(changes: dict[str, Any], item: Any) -> None:
+    """Whatever another producer writes, validation answers with an event or a reason, never
+    an exception (a list where a string belongs is unhashable, `true` is not 1.0)."""
+    data = {**make_event(**VALID).to_dict(), **changes}
+    with contextlib.suppress(Rejected):
+        event_from_dict(data)
+    events, rejects = canonical_dicts([data, item, make_event(**VALID).to_dict()])
+    assert len(events) + len(rejects) == 3
+    for event in events:  # what the worker sums: canonical, plausible
+        assert decode_canonical(orjson.dumps(event)) is not None

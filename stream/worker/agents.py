@@ -26,12 +26,15 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
+from stream.errors import Rejected
 from stream.kafka import Topics, client_options
 from stream.rules.evaluator import RuleEvaluator
 from stream.rules.model import RuleSet
-from stream.worker.aggregation import Aggregation
+from stream.worker.aggregation import Aggregation, batch_events
 from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
+from stream.worker.deadletter import dead_letter
+from stream.worker.health import Health
 from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class WorkerAgents:
         self.rewrite: list[int] = []  # buckets to write to the changelog again (_rebuild_state)
         self.table.on_recover(self._rebuild)
         app.on_partitions_revoked.connect(self._on_revoked)
+        self.health = Health(self.registry)
         app.agent(self.batches_topic, name="aggregate")(self._aggregate)
         app.task(self._reload_on_sighup)
         app.timer(settings.totals_min_interval_ms / 1000, name="publish-totals")(self._tick)
@@ -156,11 +160,34 @@ class WorkerAgents:
         finally:
             await consumer.stop()
 
+    async def _dead_letter(self, reason: str, payload: str, **context: Any) -> None:
+        self.rejects.labels(reason).inc()
+        log.warning("dead-lettered from %s: %s", self.topics.batches, reason)
+        value = dead_letter(reason, payload, now_ms(), **context)
+        await self.deadletter_topic.send(key=b"worker", value=value)
+
     async def _aggregate(self, stream: faust.StreamT[bytes]) -> None:
+        """The agent: unhealthy from a crash until Faust's supervisor has started it again."""
+        self.health.running("aggregate")
+        try:
+            await self._aggregate_batches(stream)
+        except Exception as exc:  # not CancelledError: Faust cancels the agent on rebalances
+            log.exception("the aggregation agent crashed")
+            self.health.crashed("aggregate", exc)
+            raise
+
+    async def _aggregate_batches(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             offset = event.message.offset
-            batch: dict[str, Any] = orjson.loads(event.value)
-            events = batch["events"]
+            try:
+                events, bad = batch_events(event.value)
+            except Rejected as exc:  # not a batch at all: nothing of it can be counted
+                text = (event.value or b"").decode(errors="replace")
+                await self._dead_letter(exc.reason, text, offset=offset, detail=exc.detail)
+                continue
+            for item, rejected in bad:  # the rest of the batch counts
+                text = orjson.dumps(item).decode()
+                await self._dead_letter(rejected.reason, text, offset=offset)
             # One evaluation at a time (the timer evaluates too): records are published in
             # the order the states they imply were reached.
             async with self.evaluation:
@@ -175,9 +202,20 @@ class WorkerAgents:
                 catching_up = self.catch_up_until is not None and offset < self.catch_up_until
                 evaluator.advance(now, evaluate=not catching_up)
                 after_each = evaluator.after_event_single if catching_up else evaluator.after_event
-                changed, rejects = self.aggregation.apply_batch(
-                    events, offset, now, after_each if evaluator.rules else None
-                )
+                try:
+                    changed, rejects = self.aggregation.apply_batch(
+                        events, offset, now, after_each if evaluator.rules else None
+                    )
+                except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
+                    # Validated events never get here; should a bug do, the batch counts not
+                    # at all (the state is what the table holds) and the agent goes on.
+                    log.exception("batch at offset %d could not be applied", offset)
+                    self._restore(now)
+                    evaluator.drain()  # what it saw of the batch does not count either
+                    text = (event.value or b"").decode(errors="replace")
+                    reason = f"batch_failed_{type(exc).__name__}"
+                    await self._dead_letter(reason, text, offset=offset, detail=repr(exc))
+                    continue
                 self.events_applied.inc(len(events) - len(rejects))
                 if self.catch_up_until is not None and offset + 1 >= self.catch_up_until:
                     self.catch_up_until = None
@@ -195,6 +233,14 @@ class WorkerAgents:
                     "ts": now_ms(),
                 }
                 await self.deadletter_topic.send(key=b"worker", value=orjson.dumps(record))
+
+    def _restore(self, now: int) -> None:
+        """The aggregation as the table holds it: before the batch being applied."""
+        buckets = {}
+        for key, value in self.table.items():
+            if value is not None:
+                buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
+        self.aggregation.load(buckets, now)
 
     async def _reload_on_sighup(self) -> None:
         def request() -> None:

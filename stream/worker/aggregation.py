@@ -17,6 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import orjson
+
+from stream.errors import Rejected
+from stream.schema import canonical_dicts
 from stream.worker.totals import (
     FUTURE_MS,
     Largest,
@@ -34,6 +38,22 @@ _ZERO = (0, 0, 0, 0)
 def _scope_from_id(scope_id: str) -> Scope:
     exchange, coin = scope_id.split("|")
     return (None if exchange == "*" else exchange, None if coin == "*" else coin)
+
+
+def batch_events(value: bytes | None) -> tuple[list[dict[str, Any]], list[tuple[Any, Rejected]]]:
+    """The events of a `liquidations.batches` record ready to sum, and its items that are no
+    valid event, each with why. Raises `Rejected` for a record that is no batch at all.
+
+    Stage one forwards only valid events, but anything can be written to a topic: nothing
+    reaches `apply_batch` that it cannot sum (it would fail half-way through a batch)."""
+    try:
+        batch = orjson.loads(value or b"")
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("batch_invalid_json", str(exc)) from None
+    events = batch.get("events") if isinstance(batch, dict) else None
+    if not isinstance(events, list):
+        raise Rejected("batch_malformed", 'expected {"events": [...]}')
+    return canonical_dicts(events)
 
 
 class Aggregation:

@@ -35,6 +35,7 @@ from stream.config import Settings
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
 from stream.schema import decode_canonical, event_from_json
+from stream.worker.deadletter import dead_letter
 from stream.worker.dedup import SeenIds
 from stream.worker.memory import freeze_long_lived
 
@@ -46,12 +47,31 @@ FUTURE_MARGIN_MS = 5 * 60_000
 # as well as by count, and an event no venue could produce is dead-lettered instead.
 MAX_BATCH_BYTES = 512 * 1024
 MAX_EVENT_BYTES = 16 * 1024
-DEAD_PAYLOAD_CHARS = 4_096
 
 
 def batch_value(source_partition: int, raw_events: Iterable[bytes]) -> bytes:
     """The batch record: raw event JSON passed through without re-encoding."""
     return b'{"p":%d,"events":[%s]}' % (source_partition, b",".join(raw_events))
+
+
+def forwarded_ids(value: bytes | None) -> list[tuple[str, str, int]]:
+    """(exchange, id, ts) of each event of a batch record; nothing of a record that is no
+    batch, nor of an event without them (the second stage dead-letters those)."""
+    try:
+        batch = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return []
+    events = batch.get("events") if isinstance(batch, dict) else None
+    if not isinstance(events, list):
+        return []
+    return [
+        (event["exchange"], event["id"], event["ts"])
+        for event in events
+        if isinstance(event, dict)
+        and isinstance(event.get("exchange"), str)
+        and isinstance(event.get("id"), str)
+        and type(event.get("ts")) is int
+    ]
 
 
 class Batcher(ConsumerRebalanceListener):
@@ -158,8 +178,8 @@ class Batcher(ConsumerRebalanceListener):
                 batch = await reader.getmany(*remaining, timeout_ms=500)
                 for tp, records in batch.items():
                     for record in records:
-                        for event in orjson.loads(record.value)["events"]:
-                            self.seen.add(event["exchange"], event["id"], event["ts"])
+                        for exchange, event_id, ts in forwarded_ids(record.value):
+                            self.seen.add(exchange, event_id, ts)
                     if records and records[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
                 for tp in list(remaining):
@@ -219,12 +239,7 @@ class Batcher(ConsumerRebalanceListener):
     def _reject(self, value: bytes, reason: str, now_ms: int, dead: list[bytes]) -> None:
         self.rejected += 1
         log.warning("rejected record from liquidations: %s", reason, extra={"reason": reason})
-        record: dict[str, object] = {"source": "worker", "reason": reason, "ts": now_ms}
-        payload = value.decode(errors="replace")
-        if len(payload) > DEAD_PAYLOAD_CHARS:
-            record["truncated_from"] = len(payload)
-        record["payload"] = payload[:DEAD_PAYLOAD_CHARS]
-        dead.append(orjson.dumps(record))
+        dead.append(dead_letter(reason, value.decode(errors="replace"), now_ms))
 
     async def _send_batch(self, partition: int, raws: list[bytes]) -> asyncio.Future[object]:
         assert self.producer is not None

@@ -51,18 +51,23 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
 
     @app.page("/healthz")
     async def healthz(web: View, request: Request) -> Response:
-        """Liveness: the process serves requests."""
+        """Liveness: the process serves requests and none of its parts has died (a crashed
+        aggregation agent Faust has not started again computes nothing: restart the worker)."""
+        if not agents.health.ok:
+            return web.json({"status": "unhealthy", "down": agents.health.down}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
-        """Ready once the worker recovered its tables and read the output topics to the end."""
-        ready = agents.recovered and feeder.caught_up
+        """Ready once the worker recovered its tables and read the output topics to the end,
+        and while none of its parts is down."""
+        ready = agents.recovered and feeder.caught_up and agents.health.ok
         body: dict[str, Any] = {
             "ready": ready,
             "active": agents.active,
             "tables_recovered": agents.recovered,
             "view_caught_up": feeder.caught_up,
+            "down": agents.health.down,
         }
         return web.json(body, status=200 if ready else 503)
 

@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.worker.aggregation import Aggregation
+from stream.errors import Rejected
+from stream.schema import make_event as schema_event
+from stream.worker.aggregation import Aggregation, batch_events
+from stream.worker.batcher import batch_value
 from tests.worker.reference import accepted, brute_force_totals
 
 RESOLUTION_MS = 60_000
@@ -178,3 +181,36 @@ def test_a_window_that_emptied_while_no_worker_ran_is_published_as_zero() -> Non
         want = truth.get((record["exchange"], record["coin"], record["window"]))
         assert record["count"] == (0 if want is None else want["long_count"]), key
     assert topic["okx:SOL:5m"]["count"] == 0 and topic["okx:SOL:1h"]["count"] == 1
+
+
+def test_batch_events_keep_what_can_be_summed_and_name_the_rest() -> None:
+    good = schema_event(
+        exchange="okx",
+        symbol="BTC-USDT-SWAP",
+        coin="BTC",
+        quote="USDT",
+        contract_type="linear",
+        side="long",
+        price=100_000.0,
+        quantity=0.5,
+        notional_usd=50_000.0,
+        ts=1_762_290_000_000,
+        received_ts=1_762_290_000_001,
+        id="g",
+    ).to_dict()
+    huge = {**good, "id": "h", "notional_usd": 1.7976931348623157e308}
+    as_text = {**good, "id": "s", "price": "100000"}  # valid, not canonical: normalized
+    value = batch_value(0, [orjson.dumps(e) for e in (good, huge, {**good, "side": True}, as_text)])
+    events, rejects = batch_events(value)
+    assert [e["id"] for e in events] == ["g", "s"] and events[1]["price"] == 100_000.0
+    assert [r.reason for _, r in rejects] == ["notional_usd_implausible", "side_invalid"]
+    all_good = batch_value(0, [orjson.dumps(good)] * 3)
+    assert batch_events(all_good) == ([good] * 3, [])
+    for value, reason in [
+        (b"{", "batch_invalid_json"),
+        (b"[]", "batch_malformed"),
+        (b"{}", "batch_malformed"),
+    ]:
+        with pytest.raises(Rejected) as caught:
+            batch_events(value)
+        assert caught.value.reason == reason

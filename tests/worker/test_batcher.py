@@ -15,7 +15,7 @@ from bench.synthetic import synthetic_events
 from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
-from stream.worker.batcher import Batcher, batch_value
+from stream.worker.batcher import Batcher, batch_value, forwarded_ids
 from stream.worker.dedup import SeenIds
 from tests.collectors.kafka_helpers import consume_until
 
@@ -104,3 +104,14 @@ async def test_batches_are_unique_valid_and_survive_a_restart(kafka_settings: Se
     assert sorted(d["reason"] for d in dead) == ["field_missing", "invalid_json", "oversized_event"]
     (oversized,) = [d for d in dead if d["reason"] == "oversized_event"]
     assert oversized["truncated_from"] == len(huge) and len(oversized["payload"]) == 4_096
+
+
+def test_forwarded_ids_skip_what_is_no_batch() -> None:
+    """The memory of forwarded ids is rebuilt from whatever the batches topic holds: a record
+    someone else wrote there never stops the rebuild (the second stage dead-letters it)."""
+    good = {"exchange": "okx", "id": "a", "ts": 1_762_290_000_000}
+    assert forwarded_ids(batch_value(0, [orjson.dumps(good)])) == [("okx", "a", 1_762_290_000_000)]
+    for value in (None, b"", b"{not json", b"[]", b'{"events": 7}', b'{"events": [1, {}]}'):
+        assert forwarded_ids(value) == []
+    odd = [{**good, "exchange": ["x"]}, {**good, "ts": 1.5e12}, {**good, "ts": True}, good]
+    assert forwarded_ids(orjson.dumps({"events": odd})) == [("okx", "a", 1_762_290_000_000)]
