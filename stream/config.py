@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
+    # Collectors
+    instruments_refresh_s: float = Field(
+        3600.0, ge=1.0, description="seconds between refreshes of the venues' instrument listings"
+    )
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_hosts(cls, value: str) -> str:

@@ -43,6 +43,12 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Topics.with_prefix(settings.topic_prefix).totals == "desk1.liquidations.totals"
 
 
+def test_collector_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().instruments_refresh_s == 3600.0
+    monkeypatch.setenv("LIQSTREAM_INSTRUMENTS_REFRESH_S", "2")
+    assert load_settings().instruments_refresh_s == 2.0
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -56,6 +62,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LIQSTREAM_TOPIC_PREFIX", "bad prefix/"),
         ("LIQSTREAM_LOG_LEVEL", "LOUD"),
         ("LIQSTREAM_KAFKA_SSL_CAFILE", "/nonexistent/ca.pem"),
+        ("LIQSTREAM_INSTRUMENTS_REFRESH_S", "hourly"),
+        ("LIQSTREAM_INSTRUMENTS_REFRESH_S", "0"),
     ],
 )
 def test_invalid_values_name_the_variable(

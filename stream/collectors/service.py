@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
@@ -29,21 +28,8 @@ from stream.kafka import Topics
 
 log = logging.getLogger(__name__)
 
-INSTRUMENT_REFRESH_S = 3_600.0
-# Overrides the refresh interval (seconds): short in tests and demos, an hour by default.
-REFRESH_ENV = "LIQSTREAM_INSTRUMENTS_REFRESH_S"
 SAVE_IDS_S = 5.0  # how often remembered ids of replaying feeds reach the disk
 MAX_RESTART_BACKOFF_S = 30.0
-
-
-def refresh_interval_s() -> float:
-    value = os.environ.get(REFRESH_ENV, "")
-    try:
-        interval_s = float(value) if value else INSTRUMENT_REFRESH_S
-    except ValueError:
-        log.warning("ignoring %s=%r: not a number of seconds", REFRESH_ENV, value)
-        return INSTRUMENT_REFRESH_S
-    return interval_s if interval_s > 0 else INSTRUMENT_REFRESH_S
 
 
 class CollectorService:
@@ -59,12 +45,12 @@ class CollectorService:
         metrics: CollectorMetrics | None = None,
         max_backoff_s: float = 30.0,
         refresh_instruments: bool = True,
-        instruments_refresh_s: float | None = None,
+        instruments_refresh_s: float | None = None,  # default: the setting
     ) -> None:
         self.settings = settings
         self.metrics = metrics or CollectorMetrics()
         self.publisher = Publisher(settings, self.metrics)
-        self.instruments_refresh_s = instruments_refresh_s or refresh_interval_s()
+        self.instruments_refresh_s = instruments_refresh_s or settings.instruments_refresh_s
         self.max_backoff_s = max_backoff_s
         topics = Topics.with_prefix(settings.topic_prefix)
         cache_dir = settings.data_dir / "instruments"
