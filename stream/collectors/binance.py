@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -84,9 +85,23 @@ def instrument_for(symbol: str, instruments: Instruments) -> Instrument | None:
     return instruments.get(symbol) or _coinm_instrument(symbol) or _linear_instrument(symbol)
 
 
-def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    """Either stream's frames: one `forceOrder` event, a list of them, or the combined-stream
-    wrapper; each order routed by its symbol (`instrument_for`)."""
+@dataclass(frozen=True, slots=True)
+class ForceOrderVenue:
+    """What differs between venues that speak Binance's `forceOrder` protocol (Binance, Aster):
+    the exchange id the events carry and how a wire symbol finds its contract rules."""
+
+    exchange: str
+    instrument_for: Callable[[str, Instruments], Instrument | None]
+
+
+BINANCE = ForceOrderVenue("binance", instrument_for)
+
+
+def parse_force_orders(
+    venue: ForceOrderVenue, text: str, instruments: Instruments, received_ts: int
+) -> Parsed:
+    """A `forceOrder` frame of `venue`: one event, a list of them, or the combined-stream
+    wrapper; each order routed by its symbol (`venue.instrument_for`)."""
     parsed = Parsed()
     frame = load_frame(text, parsed)
     if frame is None:
@@ -97,11 +112,18 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         return parsed  # subscription answer
     items = frame if isinstance(frame, list) else [frame]
     for item in items:
-        _parse_item(item, instruments, received_ts, parsed)
+        _parse_item(venue, item, instruments, received_ts, parsed)
     return parsed
 
 
-def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: Parsed) -> None:
+def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    """Either Binance stream's frames (see `parse_force_orders`)."""
+    return parse_force_orders(BINANCE, text, instruments, received_ts)
+
+
+def _parse_item(
+    venue: ForceOrderVenue, item: Any, instruments: Instruments, received_ts: int, parsed: Parsed
+) -> None:
     if (
         not isinstance(item, dict)
         or item.get("e") != "forceOrder"
@@ -121,14 +143,14 @@ def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: P
     except (TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return
-    instrument = instrument_for(symbol, instruments)
+    instrument = venue.instrument_for(symbol, instruments)
     if instrument is None:
         lookup(instruments, symbol, parsed, item)
         return
     add_sized_event(
         parsed,
         item,
-        exchange="binance",
+        exchange=venue.exchange,
         instrument=instrument,
         side=side,
         size=filled,
@@ -136,7 +158,7 @@ def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: P
         ts=order.get("T", received_ts),
         received_ts=received_ts,
         # The same on dstream and fstream, whatever each stream's instrument list holds.
-        event_id=event_id("binance", symbol, order.get("T"), side, price, filled),
+        event_id=event_id(venue.exchange, symbol, order.get("T"), side, price, filled),
     )
 
 
@@ -196,6 +218,11 @@ def _usdm_from_rest(payload: Any) -> dict[str, Instrument]:
         instruments[symbol] = Instrument(symbol, coin, row["quoteAsset"], "linear", 1.0, units)
     return instruments
 
+
+# Binance USD-M's wire format and rules, shared with venues that copy them (Aster).
+linear_instrument = _linear_instrument
+render_usdm = _render(coin_margined=False)
+usdm_instruments_from_rest = _usdm_from_rest
 
 NOTES = "at most one liquidation per symbol per second is published: totals are a lower bound"
 

@@ -17,7 +17,7 @@ from stream.collectors.dedup import RecentIds
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.publisher import Publisher
-from stream.collectors.venue import UNKNOWN_SYMBOL, Feed, Parsed
+from stream.collectors.venue import UNKNOWN_SYMBOL, Feed, Flushes, Parsed
 from stream.errors import Rejected
 from stream.kafka import Topics
 from stream.schema import LiquidationEvent
@@ -60,6 +60,8 @@ class FeedPipeline:
         self.topics = topics
         self.metrics = metrics
         self.recent_ids = recent_ids if recent_ids is not None else RecentIds()
+        # one stateful parser per pipeline (Bitfinex pairing, BitMEX's XBT/USD rate)
+        self.parse = feed.stateful_parse() if feed.stateful_parse else feed.parse
 
     async def on_frame(self, text: str, received_ts: int) -> list[LiquidationEvent]:
         """Publish the raw frame, its new events and its rejects; return the new events."""
@@ -74,12 +76,17 @@ class FeedPipeline:
         if len(text) > MAX_RECORD_CHARS:  # the parser rejects it; keep the record deliverable
             raw.update(frame=text[:MAX_RECORD_CHARS], truncated_from=len(text))
         self.publisher.submit(self.topics.raw, feed.exchange, orjson.dumps(raw))
-        if not hasattr(self, "parse"):  # one stateful parser per pipeline (Bitfinex pairing)
-            self.parse = feed.stateful_parse() if feed.stateful_parse else feed.parse
         parsed = self.parse(text, self.book, received_ts)
         if any(r.reason == UNKNOWN_SYMBOL for r in parsed.rejects) and await self.book.refresh():
             parsed = self.parse(text, self.book, received_ts)
         return self.publish_parsed(parsed)
+
+    def flush(self) -> list[LiquidationEvent]:
+        """Settle what the stateful parser holds (the collector is stopping): held rows
+        become events or dead letters instead of vanishing with the process."""
+        if not isinstance(self.parse, Flushes):
+            return []
+        return self.publish_parsed(self.parse.flush(self.book, now_ms()))
 
     def publish_parsed(self, parsed: Parsed) -> list[LiquidationEvent]:
         feed = self.feed

@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from stream.collectors import (
+    aster,
     binance,
     bitfinex,
     bitget,
@@ -36,6 +37,7 @@ VENUES: dict[str, ModuleType] = {
     "bitget": bitget,
     "kraken": kraken,
     "dydx": dydx,
+    "aster": aster,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

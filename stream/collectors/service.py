@@ -93,6 +93,16 @@ class CollectorService:
             await asyncio.sleep(SAVE_IDS_S)
             self._save_ids()
 
+    def _flush(self, pipeline: FeedPipeline) -> None:
+        """Held rows of a stateful parser become events before the publisher closes."""
+        try:
+            settled = pipeline.flush()
+        except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
+            pipeline.internal_error(exc, None)
+            return
+        if settled:
+            log.info("%s: %d held events settled at stop", pipeline.feed.name, len(settled))
+
     async def _supervise(
         self, name: str, body: Callable[[], Awaitable[None]], connection: FeedConnection | None
     ) -> None:
@@ -119,7 +129,8 @@ class CollectorService:
                 await asyncio.wait_for(self.stop.wait(), delay_s)
 
     async def run(self) -> None:
-        """Run until `stop` is set; then stop reading, flush what is buffered, close."""
+        """Run until `stop` is set; then stop reading, settle what stateful parsers hold,
+        flush what is buffered, close."""
         self.publisher.start()
         helpers = [
             asyncio.create_task(
@@ -137,6 +148,8 @@ class CollectorService:
             for connection in self.connections:
                 connection.stop.set()
             await asyncio.gather(*runs, return_exceptions=True)
+            for connection in self.connections:
+                self._flush(connection.pipeline)
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)

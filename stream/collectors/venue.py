@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent
@@ -109,6 +109,14 @@ class PerSymbol:
     can_unsubscribe: bool = True
 
 
+@runtime_checkable
+class Flushes(Protocol):
+    """A stateful parser that holds rows across frames (Bitfinex's pairing) and can settle
+    them on demand, so a collector that stops publishes them instead of losing them."""
+
+    def flush(self, instruments: Instruments, received_ts: int) -> Parsed: ...
+
+
 class FakeSession(Protocol):
     """One connection of a fake venue that keeps per-connection state (limits, topics)."""
 
@@ -198,4 +206,5 @@ class Feed:
     handshake_headers: tuple[tuple[str, str], ...] = ()
     # A fresh stateful parser per pipeline, used instead of `parse`, for a venue whose
     # liquidations span frames (Bitfinex pairs trigger and execution rows of a position).
+    # One that holds rows implements `Flushes`: the collector settles them when it stops.
     stateful_parse: Callable[[], Parser] | None = None

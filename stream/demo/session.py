@@ -45,6 +45,7 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "bitfinex": 2,
     "kraken": 2,
     "dydx": 2,
+    "aster": 6,
 }
 
 

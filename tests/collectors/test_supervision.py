@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from stream.collectors.binance import FEEDS as BINANCE
+from stream.collectors.bitfinex import FEEDS as BITFINEX
 from stream.collectors.connection import FeedConnection
 from stream.collectors.dedup import RecentIds
 from stream.collectors.dydx import FEEDS as DYDX
@@ -200,3 +201,35 @@ async def test_dydx_replay_after_a_collector_restart_is_not_published_twice(
     # Read on past the 6th record for a while: a 7th would be a replayed event published again.
     events = await consume_until(settings, topics.liquidations, lambda v: len(v) > 6, timeout_s=3)
     assert len(events) == 6
+
+
+@pytest.mark.kafka
+async def test_rows_held_by_a_stateful_parser_are_settled_when_the_collector_stops(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """Bitfinex holds an execution row up to 10 s for its trigger; a stop settles it."""
+    settings = kafka_settings.model_copy(update={"data_dir": tmp_path})
+    await ensure_topics(settings)
+    (feed,) = BITFINEX
+    held = fixture("bitfinex", "live_match_first.json")  # an execution row, no trigger yet
+    fake = FakeExchange(feed, [held], interval_s=0.01)
+    url = await fake.start()
+    service = CollectorService(settings, [feed], urls={feed.name: url}, refresh_instruments=False)
+    topics = Topics.with_prefix(settings.topic_prefix)
+    task = asyncio.create_task(service.run())
+    try:
+        pairing = service.connections[0].pipeline.parse
+        await until(lambda: bool(pairing.state.held), "the execution row held")  # type: ignore[union-attr]
+        assert service.metrics.events.labels(feed.name)._value.get() == 0
+    finally:
+        service.stop.set()
+        await task
+        await fake.stop()
+    events = await consume_until(settings, topics.liquidations, lambda v: len(v) >= 1)
+    # Position 143679087: -4.56671421 ETH executed at 235.52, counted alone (no trigger seen):
+    # a short, USD = 4.56671421 x 235.52 = 1075.5525307392.
+    (event,) = events
+    assert (event["id"], event["side"], event["symbol"]) == ("143679087", "short", "tETHF0:USTF0")
+    assert event["quantity"] == pytest.approx(4.56671421, rel=1e-12)
+    assert event["price"] == pytest.approx(235.52, rel=1e-12)
+    assert event["notional_usd"] == pytest.approx(1075.5525307392, rel=1e-12)
