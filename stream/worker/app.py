@@ -32,6 +32,9 @@ def create_app(settings: Settings) -> faust.App:
     app_id = f"{settings.topic_prefix}{settings.worker_id}"
     return faust.App(
         app_id,
+        # Faust would read its settings from os.environ ahead of these arguments (see
+        # stream.worker.environment): it gets none, so LIQSTREAM_* alone configures the worker.
+        env={},
         broker=servers,
         broker_credentials=broker_credentials(settings),
         store="rocksdb://" if settings.table_store == "rocksdb" else "memory://",
