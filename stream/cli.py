@@ -243,7 +243,7 @@ def report(at_ms: int | None) -> None:
     from stream.commands import report_lines
 
     settings = _settings()
-    report_lines(sys.stdin, sys.stdout, sys.stderr, settings, at_ms)
+    report_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, at_ms)
 
 
 def _rules(settings: Settings, path: Path) -> RuleSet:
@@ -271,7 +271,7 @@ def detect(rules_path: Path) -> None:
     from stream.commands import detect_lines
 
     settings = _settings()
-    detect_lines(sys.stdin, sys.stdout, sys.stderr, settings, _rules(settings, rules_path))
+    detect_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, _rules(settings, rules_path))
 
 
 @main.group()

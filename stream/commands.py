@@ -92,7 +92,7 @@ def _line_text(line: str | bytes) -> tuple[str, str | None]:
 
 
 def report_lines(
-    lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, at_ms: int | None
+    lines: Iterable[bytes | str], out: TextIO, err: TextIO, settings: Settings, at_ms: int | None
 ) -> dict:
     """`liqstream report`: the worker's own aggregation, run once over stdin's events."""
     events = list(_events(lines, err, settings.resolution_ms))
@@ -115,7 +115,7 @@ def build_report(
 
 
 def detect_lines(
-    lines: Iterable[str], out: TextIO, err: TextIO, settings: Settings, rules: RuleSet
+    lines: Iterable[bytes | str], out: TextIO, err: TextIO, settings: Settings, rules: RuleSet
 ) -> int:
     """`liqstream detect`: the worker's rule evaluator over stdin's events (in time order);
     returns the number of records written. The clock is the latest event time seen."""
@@ -150,15 +150,20 @@ class Detector:
         return self.evaluator.drain()
 
 
-def _events(lines: Iterable[str], err: TextIO, resolution_ms: int) -> Iterable[dict]:
+def _events(lines: Iterable[bytes | str], err: TextIO, resolution_ms: int) -> Iterable[dict]:
     """Valid events, each once as the worker counts it (an id its venue sent before, within
-    the same bucket, is a repeat); invalid and repeated lines are named on `err`."""
+    the same bucket, is a repeat); invalid and repeated lines are named on `err`.
+
+    Lines are best bytes (stdin's buffer): invalid UTF-8 is then a reject like any bad line,
+    not a decoding error that ends the run. Blank means JSON whitespace only: a line of
+    control characters is a reject, not skipped."""
     seen = SeenIds(resolution_ms, horizon_ms=0)  # offline: nothing expires
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        raw = line.encode(errors="surrogateescape") if isinstance(line, str) else line
+        if not raw.strip(b" \t\r\n"):
             continue
         try:
-            event = event_from_json(line)
+            event = event_from_json(raw)
         except Rejected as exc:
             record = {"line": number, "reason": exc.reason, "detail": exc.detail}
             err.write(orjson.dumps(record).decode() + "\n")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -87,3 +90,50 @@ def test_report_command_reads_stdin_and_names_bad_lines() -> None:
         (4, "invalid_json"),
         (5, "field_missing"),
     ]
+
+
+def poison_stdin() -> tuple[bytes, list[dict], list[str]]:
+    """Four valid events with the poison of issue 15 between them: (stdin, the valid events,
+    the reasons expected on stderr in line order)."""
+    events = [
+        e.to_dict() for e in synthetic_events(4, start_ms=1_762_290_000_000, span_ms=1000, seed=5)
+    ]
+    model = events[0]
+    huge = 1.7976931348623157e308
+    poison = [
+        (
+            orjson.dumps({**model, "id": "p1", "notional_usd": huge, "quantity": huge / 2}),
+            "notional_usd_implausible",
+        ),
+        (orjson.dumps({**model, "id": "p2", "price": True}), "price_not_a_number"),
+        (orjson.dumps({**model, "id": "p3", "exchange": ["binance"]}), "unknown_exchange"),
+        (b"\xff\xfe{", "invalid_json"),  # not UTF-8
+        (b"\x1c\x1d", "invalid_json"),  # control characters are no blank line
+        (orjson.dumps({**model, "id": "p4", "notional_usd": "1e308"}), "notional_usd_implausible"),
+    ]
+    lines = [orjson.dumps(e) for e in events[:2]] + [p for p, _ in poison]
+    lines += [orjson.dumps(e) for e in events[2:]]
+    return b"\n".join(lines) + b"\n", events, [reason for _, reason in poison]
+
+
+def test_report_never_dies_on_poison() -> None:
+    """A real process with strict UTF-8 stdio: every poison line is a reject with its reason,
+    every valid event counts."""
+    stdin, events, reasons = poison_stdin()
+    result = subprocess.run(
+        [sys.executable, "-m", "stream", "report"],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    rejects = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == list(enumerate(reasons, start=3))
+    (all_24h,) = [
+        r
+        for r in orjson.loads(result.stdout)["totals"]
+        if r["exchange"] is None and r["coin"] is None and r["window"] == "24h"
+    ]
+    assert all_24h["count"] == 4
+    assert all_24h["total_usd"] == pytest.approx(sum(e["notional_usd"] for e in events), abs=1e-5)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -12,6 +15,7 @@ from stream.cli import main
 from stream.config import load_settings
 from stream.rules.model import load_rules
 from tests.rules.reference import brute_force_detect
+from tests.test_report_cli import poison_stdin
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "rules.yaml"
 
@@ -57,3 +61,23 @@ def test_rules_check_lists_the_rules() -> None:
     assert result.exit_code == 0, result.output
     assert "4 rules OK" in result.output
     assert "any-coin-5m-over-10m: total_usd over 5m above 1e+07 [coin=*]" in result.output
+
+
+def test_detect_never_dies_on_poison(tmp_path: Path) -> None:
+    """A real process with strict UTF-8 stdio: poison lines are rejects with their reasons
+    and the rules see every valid event (one record each for a rule every event fires)."""
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("rules:\n  - {name: any, metric: single_usd, above: 0.000001}\n")
+    stdin, events, reasons = poison_stdin()
+    result = subprocess.run(
+        [sys.executable, "-m", "stream", "detect", "--rules", str(rules_file)],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    rejects = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejects] == list(enumerate(reasons, start=3))
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == len(events)
