@@ -161,6 +161,43 @@ def collect(
     )
 
 
+@main.command("collect-node")
+@click.option(
+    "--fills-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("~/hl/data/node_fills"),
+    show_default=True,
+    help="A Hyperliquid node's --write-fills output (node_fills or node_fills_by_block).",
+)
+@click.option(
+    "--from-beginning",
+    is_flag=True,
+    help="With no saved position, read every hourly file present (default: new lines only).",
+)
+def collect_node(fills_dir: Path, from_beginning: bool) -> None:
+    """Follow a Hyperliquid node's fills files and publish its liquidations until Ctrl-C."""
+    from stream.node_sources.service import run_collect_node
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    asyncio.run(run_collect_node(settings, fills_dir, from_beginning=from_beginning))
+
+
+@main.command("normalize-node")
+@click.option("--received-ts", type=int, default=None, help="Receive time to stamp (ms).")
+def normalize_node(received_ts: int | None) -> None:
+    """Lines of a Hyperliquid node's fills file on stdin to liquidation events on stdout.
+
+    Only the liquidated user's side of each liquidation fill becomes an event; rejects go to
+    stderr as JSON lines with their reason.
+    """
+    from stream.commands import normalize_lines
+    from stream.node_sources.service import node_feed
+
+    feed = node_feed(Path("~/hl/data/node_fills"))
+    normalize_lines(feed, sys.stdin.buffer, sys.stdout, sys.stderr, received_ts=received_ts)
+
+
 @main.command("fake-exchange")
 @click.option("--exchange", "name", required=True, help="Exchange id or feed name.")
 @click.option(

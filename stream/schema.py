@@ -30,6 +30,7 @@ EXCHANGES = frozenset(
         "bitget",
         "kraken",
         "dydx",
+        "hyperliquid",
         "aster",
     }
 )

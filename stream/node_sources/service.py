@@ -1,0 +1,158 @@
+"""`liqstream collect-node`: a Hyperliquid node's fills output into Kafka.
+
+The lines go through the same `FeedPipeline` and `Publisher` as the websocket collectors: raw
+copy (only lines that can hold a liquidation: a node writes every fill of the venue), events
+de-duplicated by id, rejects dead-lettered, status records, metrics. The read position is saved
+once everything read before it is acknowledged by Kafka (and on a clean stop), so a restarted
+source continues where the last one stopped; after a crash the few lines read since the last
+save are read again and their events, already remembered by id (kept on disk), are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from prometheus_client import start_http_server
+
+from stream.collectors.dedup import RecentIds
+from stream.collectors.instruments import InstrumentBook
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline, deadletter_record, now_ms
+from stream.collectors.publisher import Publisher
+from stream.collectors.venue import Feed, Instruments, Parsed
+from stream.config import Settings
+from stream.kafka import Topics
+from stream.node_sources import hyperliquid
+from stream.node_sources.follow import HourlyFollower
+
+log = logging.getLogger(__name__)
+
+FEED_NAME = "hyperliquid-node"
+DEFAULT_FILLS_DIR = Path("~/hl/data/node_fills")
+POLL_INTERVAL_S = 0.25  # how often a quiet file is looked at again
+
+
+def _parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+    return hyperliquid.parse_line(text, received_ts)
+
+
+def node_feed(fills_dir: Path) -> Feed:
+    """The feed record the pipeline needs (name, exchange, parser); no websocket behind it."""
+    return Feed(
+        name=FEED_NAME,
+        exchange=hyperliquid.EXCHANGE,
+        url=fills_dir.absolute().as_uri(),
+        subscribe=lambda symbols: [],
+        parse=_parse,
+        notes="a Hyperliquid non-validator node's --write-fills output; every liquidation fill",
+    )
+
+
+class NodeFillsSource:
+    """Follows one node's fills directory and publishes its liquidations until `stop`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        fills_dir: Path,
+        *,
+        from_beginning: bool = False,
+        metrics: CollectorMetrics | None = None,
+        poll_interval_s: float = POLL_INTERVAL_S,
+    ) -> None:
+        self.fills_dir = fills_dir.expanduser()
+        self.feed = node_feed(self.fills_dir)
+        self.metrics = metrics or CollectorMetrics()
+        self.publisher = Publisher(settings, self.metrics)
+        self.recent_ids = RecentIds(path=settings.data_dir / "recent_ids" / f"{FEED_NAME}.json")
+        self.pipeline = FeedPipeline(
+            self.feed,
+            InstrumentBook(self.feed, url=""),  # contract rules come with each fill
+            self.publisher,
+            Topics.with_prefix(settings.topic_prefix),
+            self.metrics,
+            recent_ids=self.recent_ids,
+        )
+        self.follower = HourlyFollower(
+            self.fills_dir,
+            settings.data_dir / "positions" / f"{FEED_NAME}.json",
+            from_beginning=from_beginning,
+        )
+        self.poll_interval_s = poll_interval_s
+        self.stop = asyncio.Event()
+        self.lines_read = 0
+
+    async def _handle(self, line: str) -> None:
+        if not hyperliquid.may_hold_liquidation(line):
+            return
+        try:
+            await self.pipeline.on_frame(line, now_ms())
+        except Exception as exc:  # per-line supervision: counted, logged, dead-lettered
+            self.pipeline.internal_error(exc, line)
+
+    def _report(
+        self, opened: list[str], truncated: list[tuple[str, str]], missing: str | None
+    ) -> None:
+        for relative in opened:
+            log.info("following %s", self.fills_dir / relative, extra={"feed": FEED_NAME})
+            self.pipeline.status("connected", url=self.feed.url, file=relative)
+        if missing is not None:
+            log.warning("%s disappeared before it was read to its end", missing)
+            self.pipeline.status("gap", reason="file_missing", file=missing)
+        for relative, tail in truncated:
+            self.pipeline.metrics.rejects.labels(FEED_NAME, "truncated_line").inc()
+            log.warning("unfinished line at the end of %s: %s", relative, tail[:200])
+            self.publisher.submit(
+                self.pipeline.topics.deadletter,
+                FEED_NAME,
+                deadletter_record(FEED_NAME, "truncated_line", tail[:10_000], now_ms()),
+            )
+
+    async def run(self) -> None:
+        """Read, publish, save the position; flush and save once more on stop."""
+        self.publisher.start()
+        self.metrics.connected.labels(FEED_NAME).set(1)
+        try:
+            while not self.stop.is_set():
+                try:
+                    read = await asyncio.to_thread(self.follower.read)
+                except OSError as exc:  # unreadable directory or file: counted, retried
+                    self.pipeline.internal_error(exc, None)
+                    await asyncio.sleep(max(self.poll_interval_s, 1.0))
+                    continue
+                self._report(read.opened, read.truncated, read.missing)
+                for line in read.lines:
+                    await self._handle(line)
+                self.lines_read += len(read.lines)
+                if self.publisher.pending == 0:  # all read so far is acknowledged
+                    self.follower.save()
+                    self.recent_ids.save()
+                if not read.lines:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), self.poll_interval_s)
+        finally:
+            self.metrics.connected.labels(FEED_NAME).set(0)
+            self.pipeline.status("disconnected", reason="shutdown")
+            await self.publisher.close()
+            if self.publisher.pending == 0:
+                self.follower.save()
+            self.recent_ids.save()
+            log.info("node source stopped; %d records delivered", self.publisher.delivered)
+
+
+async def run_collect_node(settings: Settings, fills_dir: Path, *, from_beginning: bool) -> None:
+    """The command's body: signals stop the source cleanly."""
+    source = NodeFillsSource(settings, fills_dir, from_beginning=from_beginning)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, source.stop.set)
+    if settings.metrics_port:
+        start_http_server(
+            settings.metrics_port, settings.metrics_host, registry=source.metrics.registry
+        )
+    await source.run()
