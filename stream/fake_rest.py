@@ -13,6 +13,9 @@ documentation:
 - dYdX v4 Indexer `GET /v4/perpetualMarkets`: `{"markets": {ticker: {...}}}`, all markets.
 - Kraken Futures `GET /derivatives/api/v3/instruments`: `{"result":"success",
   "instruments":[...]}`, all instruments.
+- HTX Coin-M futures `GET /api/v1/contract_contract_info` ("Get Contract Info"):
+  `{"status":"ok","data":[...],"ts":...}`, every contract in one answer (this week, next week,
+  quarter per coin; `contract_size` USD per contract, 100 for BTC, 10 otherwise).
 
 Run `python -m stream.fake_rest --bybit-linear 1105` to serve one from a shell.
 """
@@ -98,6 +101,7 @@ class FakeRest:
         self.okx: dict[str, list[dict[str, Any]]] = {"SWAP": [], "FUTURES": []}
         self.dydx_markets: list[str] = []
         self.kraken: list[dict[str, Any]] = []
+        self.htx_futures: list[dict[str, Any]] = []
         self.requests: list[str] = []  # path and query of every request, in order
         self._runner: web.AppRunner | None = None
 
@@ -113,6 +117,7 @@ class FakeRest:
             "okx": "/api/v5/public/instruments",
             "dydx": "/v4/perpetualMarkets",
             "kraken": "/derivatives/api/v3/instruments",
+            "htx-futures": "/api/v1/contract_contract_info",
         }
         return self.base + paths[feed_name]
 
@@ -122,6 +127,7 @@ class FakeRest:
         app.router.add_get("/api/v5/public/instruments", self._okx)
         app.router.add_get("/v4/perpetualMarkets", self._dydx)
         app.router.add_get("/derivatives/api/v3/instruments", self._kraken)
+        app.router.add_get("/api/v1/contract_contract_info", self._htx_futures)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -183,6 +189,35 @@ class FakeRest:
     async def _kraken(self, request: web.Request) -> web.Response:
         self._seen(request)
         return web.json_response({"result": "success", "instruments": self.kraken})
+
+    async def _htx_futures(self, request: web.Request) -> web.Response:
+        self._seen(request)
+        return web.json_response({"status": "ok", "data": self.htx_futures, "ts": 0})
+
+
+HTX_DELIVERIES = (("this_week", "261204"), ("next_week", "261211"), ("quarter", "261225"))
+
+
+def htx_futures_row(coin: str, contract_type: str, delivery: str) -> dict[str, Any]:
+    """One row of contract_contract_info (the fields HTX documents)."""
+    return {
+        "symbol": coin,
+        "contract_code": f"{coin}{delivery}",
+        "contract_type": contract_type,
+        "contract_size": 100.0 if coin == "BTC" else 10.0,
+        "price_tick": 0.01,
+        "delivery_date": f"20{delivery}",
+        "delivery_time": "1796371200000",
+        "create_date": "20261120",
+        "contract_status": 1,
+        "settlement_time": "1796371200000",
+    }
+
+
+def htx_futures_rows(coins: int) -> list[dict[str, Any]]:
+    """Three dated contracts for each of `coins` coins (letters only: HTX futures coins)."""
+    bases = [b for b in synthetic_bases(coins + 1) if b.isalpha()][:coins]
+    return [htx_futures_row(coin, kind, date) for coin in bases for kind, date in HTX_DELIVERIES]
 
 
 def kraken_rows(count: int) -> list[dict[str, Any]]:

@@ -90,7 +90,8 @@ class FeedConnection:
         self.connections = 0
         self.shards: list[Shard] = []
         self.left_out: list[str] = []  # topics beyond the venue's connections per IP
-        self._topic_symbol: dict[str, str] = {}
+        # listed instrument -> its topic; several may share one (HTX futures: one per coin)
+        self._symbol_topic: dict[str, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._grown = asyncio.Event()
         self._coverage_timer: asyncio.TimerHandle | None = None
@@ -143,9 +144,11 @@ class FeedConnection:
         """The listing changed: recompute which connection carries which topic."""
         per_symbol = self.feed.per_symbol
         assert per_symbol is not None
-        self._topic_symbol = {per_symbol.topic(s): s for s in self.pipeline.book.symbols()}
+        self._symbol_topic = {s: per_symbol.topic(s) for s in self.pipeline.book.symbols()}
         topics, left_out = assign(
-            [shard.topics for shard in self.shards], self._topic_symbol, per_symbol.limits
+            [shard.topics for shard in self.shards],
+            set(self._symbol_topic.values()),
+            per_symbol.limits,
         )
         for shard, wanted in zip(self.shards, topics, strict=False):
             if wanted != shard.topics:
@@ -186,7 +189,9 @@ class FeedConnection:
             {"topic": topic, "reason": f"over the venue's {limit} connections per IP"}
             for topic in self.left_out
         ]
-        subscribed = sum(1 for topic in self._topic_symbol if topic in acked)
+        # instruments, not topics: listed and subscribed count the same things, so a coin topic
+        # that covers three contracts counts three once acknowledged
+        subscribed = sum(1 for topic in self._symbol_topic.values() if topic in acked)
         return listed, subscribed, rejected, False
 
     def _emit_coverage(self, *, force: bool = False) -> None:

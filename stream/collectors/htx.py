@@ -8,7 +8,8 @@ authentication)" for each):
   "when the $contract_code value is *, it stands for subscribing ... all coins");
 - coin-margined futures (`BTC201225`) on `/notification`: `public.$symbol.liquidation_orders`,
   one topic per coin ("BTC"), no wildcard documented, so this feed subscribes per coin of its
-  instrument list (`htx-futures`, `needs_symbols`).
+  instrument list (`htx-futures`, `PerSymbol`: coins listed later are subscribed and delisted
+  ones unsubscribed on the live connection after each instrument refresh).
 Every frame, pings included, travels gzip-compressed; the server pings about every 5 s and
 cuts a connection that leaves 5 pings unanswered.
 
@@ -16,6 +17,15 @@ Source: HTX docs "[General] Subscribe Liquidation Orders (no authentication)" an
 "Subscribe Liquidation Order Data" (frame fields: `direction` is the forced order's side,
 `volume` contracts, `amount` coins, `trade_turnover` quote currency, `price` bankruptcy price,
 `created_at` ms), and the order-push heartbeat `{"op": "ping", "ts": "..."}`.
+
+Subscriptions of `htx-futures` (HTX docs, Coin-M futures "Subscribe Liquidation Order Data (no
+authentication) (sub)" and "Unsubscribe ... (unsub)", htx.com/en-us/opend/newApiPages/
+?id=28c34bd5-77ae-11ed-9966-0242ac110003): one `topic` per `{"op":"sub","cid":...}` message;
+"No limit for 'sub' request" and no topics-per-connection limit documented; the answer echoes
+`op`, `cid` and `topic` with `"err-code": 0` on success, otherwise a non-zero `err-code` and
+an `err-msg`; unsubscribing the very topic subscribed is allowed (the unsub rule table).
+Coverage counts contracts: a coin's contracts (this week, next week, quarter...) are all
+subscribed once that coin's topic is acknowledged.
 """
 
 from __future__ import annotations
@@ -31,7 +41,15 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import load_frame, lookup, parse_items, reject
-from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.collectors.venue import (
+    Feed,
+    Instrument,
+    Instruments,
+    Parsed,
+    PerSymbol,
+    SubscribeReply,
+    SubscriptionLimits,
+)
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -95,6 +113,108 @@ def subscribe_per_coin(symbols: Sequence[str]) -> list[str]:
         ).decode()
         for coin in coins
     ]
+
+
+FUTURES_LIMITS = SubscriptionLimits(
+    source=(
+        "HTX docs, Coin-M futures 'Subscribe Liquidation Order Data (no authentication)':"
+        " one topic per sub message, 'No limit for sub request', no per-connection limit"
+    ),
+    topics_per_message=1,
+)
+_OPS = {"subscribe": "sub", "unsubscribe": "unsub"}
+
+
+def coin_topic(symbol: str) -> str:
+    """`BTC201225` (any BTC contract) -> `public.BTC.liquidation_orders`."""
+    return f"public.{delivery_coin(symbol)}.{_TOPIC_TAIL}"
+
+
+def coin_request(op: str, topics: Sequence[str], req_id: str) -> str:
+    (topic,) = topics  # one topic per message
+    return orjson.dumps({"op": _OPS[op], "cid": req_id, "topic": topic}).decode()
+
+
+def read_reply(text: str) -> SubscribeReply | None:
+    """A sub/unsub answer: `err-code` 0 acknowledges `topic`, anything else refuses it with
+    `err-msg`. `cid` echoes the request's id."""
+    if '"err-code"' not in text:
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict) or message.get("op") not in ("sub", "unsub"):
+        return None
+    op = "subscribe" if message["op"] == "sub" else "unsubscribe"
+    topic = message.get("topic")
+    named = (topic,) if isinstance(topic, str) else ()
+    cid = message.get("cid")
+    req_id = cid if isinstance(cid, str) and cid else None
+    code = message.get("err-code")
+    if code == 0:
+        return SubscribeReply(req_id=req_id, op=op, topics=named)
+    reason = f"err-code {code}: {message.get('err-msg', '')}".strip().rstrip(":")
+    return SubscribeReply(
+        ok=False, req_id=req_id, op=op, topics=named, rejected=named, reason=reason
+    )
+
+
+class FuturesFakeSession:
+    """One `/notification` connection, server side, from HTX's docs (see the module docstring):
+    each `sub` answered echoing `op`, `cid` and `topic` with `err-code` 0, `unsub` likewise for a
+    topic this connection subscribed. Refusals carry a non-zero `err-code` and an `err-msg`;
+    HTX documents the fields but not the code of an unknown coin's topic, so the code here
+    (`FAKE_REFUSAL_CODE`) is a stand-in. A refused `unsub` is one whose topic was not
+    subscribed (the docs' rule table forbids unsubscribing what was not subscribed)."""
+
+    FAKE_REFUSAL_CODE = 2011
+
+    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
+        self.unknown_topics = unknown_topics
+        self.topics: set[str] = set()
+
+    def reply(self, text: str) -> tuple[list[str], list[str]]:
+        try:
+            message = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return [], []
+        if not isinstance(message, dict) or message.get("op") not in ("sub", "unsub"):
+            return [], []  # pongs get no answer
+        topic = str(message.get("topic", ""))
+        answer: dict[str, Any] = {
+            "op": message["op"],
+            "cid": message.get("cid", ""),
+            "topic": topic,
+            "ts": time.time_ns() // 1_000_000,
+            "err-code": 0,
+        }
+        new: list[str] = []
+        if message["op"] == "sub" and (
+            topic in self.unknown_topics or not topic.endswith(f".{_TOPIC_TAIL}")
+        ):
+            answer.update({"err-code": self.FAKE_REFUSAL_CODE, "err-msg": f"invalid topic {topic}"})
+        elif message["op"] == "sub":
+            new = [] if topic in self.topics else [topic]
+            self.topics.add(topic)
+        elif topic in self.topics:
+            self.topics.discard(topic)
+        else:
+            answer.update(
+                {"err-code": self.FAKE_REFUSAL_CODE, "err-msg": f"not subscribed {topic}"}
+            )
+        return [orjson.dumps(answer).decode()], new
+
+    def wants(self, frame: str) -> bool:
+        try:
+            message = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(message, dict) and message.get("topic") in self.topics
+
+
+def futures_fake_session(unknown_topics: frozenset[str]) -> FuturesFakeSession:
+    return FuturesFakeSession(unknown_topics)
 
 
 def fake_reply(text: str) -> list[str]:
@@ -347,5 +467,9 @@ FEEDS: tuple[Feed, ...] = (
         render=render_coin,
         **{**_COMMON, "subscribe": subscribe_per_coin},
         needs_symbols=True,
+        per_symbol=PerSymbol(
+            limits=FUTURES_LIMITS, topic=coin_topic, request=coin_request, read_reply=read_reply
+        ),
+        fake_session=futures_fake_session,
     ),
 )

@@ -271,3 +271,58 @@ def test_render_round_trip(
     assert event.price == pytest.approx(price, rel=1e-9)
     assert event.quantity == pytest.approx(coins, rel=1e-9)
     assert event.notional_usd == pytest.approx(price * coins, rel=1e-9)
+
+
+def test_futures_subscribe_per_coin_topic_and_read_the_answers() -> None:
+    """HTX docs' own examples (Coin-M futures, "Subscribe Liquidation Order Data")."""
+    per_symbol = FUTURES.per_symbol
+    assert per_symbol is not None and per_symbol.limits.topics_per_message == 1
+    assert {per_symbol.topic(s) for s in FUTURES_SNAPSHOT} == {
+        "public.BTC.liquidation_orders",
+        "public.ETH.liquidation_orders",
+    }
+    assert orjson.loads(
+        per_symbol.request("subscribe", ["public.BTC.liquidation_orders"], "7")
+    ) == {
+        "op": "sub",
+        "cid": "7",
+        "topic": "public.BTC.liquidation_orders",
+    }
+    assert (
+        orjson.loads(per_symbol.request("unsubscribe", ["public.EOS.liquidation_orders"], "8"))[
+            "op"
+        ]
+        == "unsub"
+    )
+    ok = per_symbol.read_reply(
+        '{"op":"sub","cid":"40sG903yz80oDFWr","topic":"public.BTC.liquidation_orders",'
+        '"ts":1670903745088,"err-code":0}'
+    )
+    assert ok == htx.SubscribeReply(
+        req_id="40sG903yz80oDFWr", op="subscribe", topics=("public.BTC.liquidation_orders",)
+    )
+    refused = per_symbol.read_reply(
+        '{"op":"sub","cid":"9","topic":"public.NOPE.liquidation_orders","ts":1,'
+        '"err-code":2011,"err-msg":"invalid topic public.NOPE.liquidation_orders"}'
+    )
+    assert refused is not None and not refused.ok
+    assert refused.rejected == ("public.NOPE.liquidation_orders",)
+    assert refused.reason == "err-code 2011: invalid topic public.NOPE.liquidation_orders"
+    # pings and liquidation frames are not answers
+    assert per_symbol.read_reply('{"op":"ping","ts":"1"}') is None
+    assert per_symbol.read_reply(frame("futures_documented.json")) is None
+
+
+def test_fake_futures_session_enforces_htx_rules() -> None:
+    assert FUTURES.fake_session is not None
+    session = FUTURES.fake_session(frozenset({"public.NOPE.liquidation_orders"}))
+    sub = '{"op":"sub","cid":"1","topic":"public.BTC.liquidation_orders"}'
+    (answer,), new = session.reply(sub)
+    assert orjson.loads(answer)["err-code"] == 0 and new == ["public.BTC.liquidation_orders"]
+    (answer,), new = session.reply(sub.replace("BTC", "NOPE"))
+    assert orjson.loads(answer)["err-code"] != 0 and new == []
+    (answer,), _ = session.reply('{"op":"unsub","cid":"2","topic":"public.ETH.liquidation_orders"}')
+    assert orjson.loads(answer)["err-code"] != 0  # never subscribed here
+    assert session.wants(frame("futures_documented.json"))  # a BTC topic frame
+    session.reply('{"op":"unsub","cid":"3","topic":"public.BTC.liquidation_orders"}')
+    assert not session.wants(frame("futures_documented.json"))

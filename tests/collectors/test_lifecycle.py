@@ -1,6 +1,7 @@
 """The instrument lifecycle of every per-instrument feed, against fakes that enforce the venue.
 
-For Bybit (linear, inverse), Kraken and dYdX (more than 32 markets: several connections): the
+For Bybit (linear, inverse), Kraken, dYdX (more than 32 markets: several connections) and HTX
+coin-margined futures (one topic per coin, several contracts each): the
 first subscribe waits for the REST listing, every listed instrument goes live, a symbol listed
 later is subscribed and a delisted one unsubscribed on the live connections after a refresh,
 and the coverage record follows. No Kafka: the publisher only records.
@@ -20,6 +21,7 @@ import pytest
 from stream.collectors.bybit import FEEDS as BYBIT
 from stream.collectors.connection import FeedConnection
 from stream.collectors.dydx import FEEDS as DYDX
+from stream.collectors.htx import FEEDS as HTX
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.kraken import FEEDS as KRAKEN
 from stream.collectors.metrics import CollectorMetrics
@@ -27,9 +29,12 @@ from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Feed
 from stream.fake_exchange import FakeExchange
 from stream.fake_rest import (
+    HTX_DELIVERIES,
     FakeRest,
     bybit_row,
     bybit_rows,
+    htx_futures_row,
+    htx_futures_rows,
     kraken_row,
     kraken_rows,
     synthetic_bases,
@@ -37,6 +42,7 @@ from stream.fake_rest import (
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 SEQ = itertools.count(1)
+HTX_FUTURES = HTX[2]
 
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
@@ -207,3 +213,79 @@ async def test_a_refused_topic_costs_only_itself() -> None:
         connection.stop.set()
         await task
         await fake.stop()
+
+
+async def test_htx_futures_follow_the_listing_one_topic_per_coin(tmp_path: Path) -> None:
+    """HTX coin-margined futures: one topic per coin covers its three dated contracts. Every
+    listed contract goes live, coverage counts contracts (N/N), a coin listed later is
+    subscribed and a delisted one unsubscribed on the live connection, and a coin topic the
+    venue refuses costs only its contracts (refused, retried alone, shown with HTX's reason)."""
+    feed = HTX_FUTURES
+    assert feed.per_symbol is not None and feed.render is not None
+    per_symbol, render = feed.per_symbol, feed.render
+    rest = FakeRest()
+    rest.htx_futures = htx_futures_rows(12) + [
+        htx_futures_row("NOPE", kind, date) for kind, date in HTX_DELIVERIES
+    ]
+    refused = "public.NOPE.liquidation_orders"
+    await rest.start()
+    book = InstrumentBook(feed, tmp_path, url=rest.url(feed.name))
+
+    def every_contract_of(topic: str) -> str | None:
+        """One frame per coin topic carrying one liquidation of each contract listed."""
+        items = []
+        for symbol in book.symbols():
+            if per_symbol.topic(symbol) == topic:
+                one = render(book[symbol], "long", 2.0, 5.0, 1_762_290_000_000, next(SEQ))
+                items += orjson.loads(one)["data"]
+        if not items:
+            return None
+        return orjson.dumps({"op": "notify", "topic": topic, "ts": 1, "data": items}).decode()
+
+    fake = FakeExchange(feed, [], unknown_topics={refused}, frame_on_subscribe=every_contract_of)
+    publisher = RecordingPublisher()
+    metrics = CollectorMetrics()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def live() -> set[str]:
+        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
+
+    def coverage() -> dict:
+        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1] if records else {}
+
+    def listed() -> set[str]:
+        return {row["contract_code"] for row in rest.htx_futures if row["symbol"] != "NOPE"}
+
+    try:
+        await until(lambda: listed() <= live(), "every listed contract live")
+        assert book.refreshed.is_set()
+        assert fake.subscribed_topics() == {per_symbol.topic(s) for s in listed()}
+        await until(lambda: bool(coverage().get("rejected")), "the refusal in coverage")
+        await until(lambda: coverage().get("instruments_subscribed") == 36, "36 contracts")
+        assert coverage()["instruments_listed"] == 39  # 13 coins x 3 contracts
+        assert coverage()["rejected"] == [
+            {"topic": refused, "reason": f"err-code 2011: invalid topic {refused}"}
+        ]
+        assert metrics.subscription_rejects.labels(feed.name)._value.get() == 2  # once, alone
+        connections_before = fake.connections
+
+        rest.htx_futures += [htx_futures_row("LATE", kind, date) for kind, date in HTX_DELIVERIES]
+        gone = rest.htx_futures[0]["symbol"]
+        rest.htx_futures = [row for row in rest.htx_futures if row["symbol"] != gone]
+        assert await book.refresh(force=True)
+        await until(lambda: {"LATE261204", "LATE261225"} <= live(), "the coin listed later")
+        await until(
+            lambda: f"public.{gone}.liquidation_orders" not in fake.subscribed_topics(),
+            "the delisted coin unsubscribed",
+        )
+        assert fake.connections == connections_before  # without reconnecting
+        await until(lambda: coverage().get("instruments_subscribed") == 36, "coverage after")
+        assert coverage()["instruments_listed"] == 39
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await rest.stop()
