@@ -22,6 +22,6 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER liqstream
 WORKDIR /var/lib/liqstream
 VOLUME ["/var/lib/liqstream"]
-EXPOSE 6066 9108
+EXPOSE 6066 6067 9108
 ENTRYPOINT ["liqstream"]
 CMD ["--help"]

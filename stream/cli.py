@@ -269,6 +269,17 @@ def worker() -> None:
 
 
 @main.command()
+def api() -> None:
+    """Serve the HTTP API and dashboard from the output topics, apart from the worker, on
+    LIQSTREAM_API_HOST:LIQSTREAM_API_PORT (run as many as you like)."""
+    from stream.view.server import run_api
+
+    settings = _settings()
+    _setup_logging(settings.log_level)
+    run_api(settings)
+
+
+@main.command()
 @click.option(
     "--at", "at_ms", type=int, default=None, help="Evaluation time (ms); default: latest ts."
 )

@@ -29,17 +29,17 @@ def setting_variables() -> set[str]:
 
 def test_compose_services_and_images() -> None:
     services = compose()["services"]
-    assert {"kafka", "kafka-init", "collector", "worker"} <= set(services)
+    assert {"kafka", "kafka-init", "collector", "worker", "api"} <= set(services)
     assert services["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    for name in ("kafka-init", "collector", "worker"):
+    for name in ("kafka-init", "collector", "worker", "api"):
         assert services[name]["build"] == "."
         assert services[name]["image"] == "liqstream:latest"
 
 
 def test_compose_commands_are_real_cli_commands() -> None:
     services = compose()["services"]
-    expected = {"kafka-init": "topics", "collector": "collect", "worker": "worker"}
+    expected = {"kafka-init": "topics", "collector": "collect", "worker": "worker", "api": "api"}
     for service, command in expected.items():
         assert services[service]["command"][0] == command
     # The entry point is `liqstream`: every command a container runs must exist.
@@ -61,7 +61,7 @@ def test_compose_environment_uses_only_real_settings() -> None:
 def test_compose_healthchecks_volumes_and_localhost_ports() -> None:
     document = compose()
     services = document["services"]
-    for name in ("kafka", "collector", "worker"):
+    for name in ("kafka", "collector", "worker", "api"):
         assert services[name]["healthcheck"]["test"], name
     assert set(document["volumes"]) == {
         "kafka-data",
@@ -70,7 +70,7 @@ def test_compose_healthchecks_volumes_and_localhost_ports() -> None:
         "grafana-data",
     }
     assert services["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    for name in ("collector", "worker"):
+    for name in ("collector", "worker", "api"):
         condition = services[name]["depends_on"]["kafka-init"]["condition"]
         assert condition == "service_completed_successfully"
     for service in services.values():
@@ -78,6 +78,26 @@ def test_compose_healthchecks_volumes_and_localhost_ports() -> None:
             assert str(port).startswith("127.0.0.1:"), port
     worker_env = services["worker"]["environment"]
     assert f"{worker_env['LIQSTREAM_WEB_PORT']}/healthz" in str(services["worker"]["healthcheck"])
+    api_env = services["api"]["environment"]
+    assert f"{api_env['LIQSTREAM_API_PORT']}/readyz" in str(services["api"]["healthcheck"])
+
+
+def test_the_api_serves_apart_from_the_worker() -> None:
+    """The api service serves the dashboard, API and streams; the worker only its health and
+    metrics, so no dashboard ever shares the worker's event loop."""
+    services = compose()["services"]
+    assert services["worker"]["environment"]["LIQSTREAM_WORKER_API"] == "false"
+    api = services["api"]
+    assert api["environment"]["LIQSTREAM_API_HOST"] == "0.0.0.0"  # inside its container
+    assert "container_name" not in api and "volumes" not in api  # stateless: scales freely
+    for port in api["ports"]:  # `--scale api=N`: a host port range, one port per replica
+        host, container = str(port).split(":")[1:]
+        assert "-" in host and container == api["environment"]["LIQSTREAM_API_PORT"], port
+    worker_host_ports = str(services["worker"]["ports"][0]).split(":")[1].split("-")
+    api_host_ports = str(api["ports"][0]).split(":")[1].split("-")
+    worker_range = range(int(worker_host_ports[0]), int(worker_host_ports[1]) + 1)
+    assert not set(worker_range) & set(range(int(api_host_ports[0]), int(api_host_ports[1]) + 1))
+    assert api["environment"]["LIQSTREAM_API_PORT"] in (ROOT / "Dockerfile").read_text()
 
 
 def test_worker_scales_without_clashes() -> None:
@@ -95,7 +115,7 @@ def test_monitoring_profile_scrapes_what_runs() -> None:
     services = compose()["services"]
     for name in ("prometheus", "grafana"):
         assert services[name]["profiles"] == ["monitoring"]
-    for name in ("kafka", "kafka-init", "collector", "worker"):
+    for name in ("kafka", "kafka-init", "collector", "worker", "api"):
         assert "profiles" not in services[name]  # the core stack runs without a profile
     prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}

@@ -1,4 +1,5 @@
-"""Feeds the global view from Kafka and tells live subscribers (SSE) what changed.
+"""Feeds the global view from Kafka and tells live subscribers (SSE) what changed, once per
+tick (stream.view.fanout).
 
 Every partition of the three topics is assigned to every worker (no consumer group): totals
 from the beginning (compacted: the latest record per key), collector status from the beginning
@@ -23,13 +24,24 @@ from aiokafka.errors import KafkaError
 
 from stream.config import Settings
 from stream.kafka import Topics, client_options
+from stream.view.fanout import Fanout, StreamFilter
 from stream.view.state import DAY_MS, GlobalView
 
 log = logging.getLogger(__name__)
 
 TOPIC_POLL_MAX_S = 5.0  # while waiting for the topics to be created
-Change = tuple[str, dict[str, Any]]  # ("totals" | "breach" | "status", record)
-CLOSED: Change = ("closed", {})  # the last change a subscriber that fell behind gets
+
+
+class Subscriber:
+    """One /api/stream client: its filter, the seq of its last write, and its wake-up call
+    (set at every tick that published something)."""
+
+    __slots__ = ("cursor", "wake", "wanted")
+
+    def __init__(self, wanted: StreamFilter, cursor: int) -> None:
+        self.wanted = wanted
+        self.cursor = cursor
+        self.wake = asyncio.Event()
 
 
 async def wait_for_partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
@@ -70,37 +82,49 @@ class ViewFeeder:
         self.settings = settings
         self.view = view
         self.topics = Topics.with_prefix(settings.topic_prefix)
-        self.subscribers: set[asyncio.Queue[Change]] = set()
+        self.fanout = Fanout(settings.stream_max_lag_ms / 1000)
+        self.subscribers: set[Subscriber] = set()
         self.caught_up = False  # read up to the end offsets seen at start
         self.unreadable = 0  # records skipped as not what the view expects
+        self.dropped = 0  # stream clients ended for falling behind
+        self._told: dict[TopicPartition, int] = {}  # offsets up to which changes were told
 
-    def subscribe(self) -> asyncio.Queue[Change]:
-        queue: asyncio.Queue[Change] = asyncio.Queue(maxsize=10_000)
-        self.subscribers.add(queue)
-        return queue
+    def subscribe(self, wanted: StreamFilter) -> Subscriber:
+        """A client that is sent what changes from the next tick on."""
+        subscriber = Subscriber(wanted, self.fanout.seq)
+        self.subscribers.add(subscriber)
+        return subscriber
 
-    def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
-        self.subscribers.discard(queue)
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
 
-    def _notify(self, kind: str, record: dict[str, Any]) -> None:
-        for queue in list(self.subscribers):
-            try:
-                queue.put_nowait((kind, record))
-            except asyncio.QueueFull:  # a client that stopped reading: end its stream, so
-                self.subscribers.discard(queue)  # that it reconnects and reloads
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(CLOSED)
+    def tick(self) -> None:
+        """Publishes the changes since the last tick and wakes every client: each takes what
+        it is due when it is ready, so none waits for another."""
+        if self.fanout.tick(time.monotonic()):
+            for subscriber in self.subscribers:
+                subscriber.wake.set()
+
+    async def _ticks(self, stop: asyncio.Event) -> None:
+        interval_s = self.settings.stream_interval_ms / 1000
+        while not stop.is_set():
+            await asyncio.sleep(interval_s)
+            self.tick()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Feeds the view until `stop`. After a Kafka error it reads the topics again with a
         new consumer (capped, jittered backoff, for as long as the worker runs: the API has
         no other source); the view takes records it already holds without change."""
-        async for attempt in stamina.retry_context(
-            on=KafkaError, attempts=None, timeout=None, wait_initial=0.5, wait_max=30.0
-        ):
-            with attempt:
-                await self._feed(stop)
+        ticks = asyncio.create_task(self._ticks(stop), name="view-ticks")
+        try:
+            async for attempt in stamina.retry_context(
+                on=KafkaError, attempts=None, timeout=None, wait_initial=0.5, wait_max=30.0
+            ):
+                with attempt:
+                    await self._feed(stop)
+        finally:
+            ticks.cancel()
+            await asyncio.gather(ticks, return_exceptions=True)
 
     async def _feed(self, stop: asyncio.Event) -> None:
         topics = self.topics
@@ -124,8 +148,11 @@ class ViewFeeder:
                     self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
+                    told = self._told.get(tp, 0)
                     for record in records:
-                        self._apply(tp.topic, record.key, record.value)
+                        # read again after a reconnect: into the view, but not told again
+                        self._apply(tp.topic, record.key, record.value, record.offset >= told)
+                    self._told[tp] = max(told, records[-1].offset + 1)
         finally:
             await consumer.stop()
 
@@ -144,32 +171,36 @@ class ViewFeeder:
             *[tp for tp in partitions if tp.topic != self.topics.breaches]
         )
 
-    def _apply(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def _apply(self, topic: str, key: bytes | None, value: bytes | None, tell: bool = True) -> None:
         """One record into the view; one the view cannot read is logged and skipped, so a
         stray producer on these topics never stops the API."""
         try:
             record = orjson.loads(value) if value is not None else None
             if record is not None and not isinstance(record, dict):
                 raise TypeError(f"a JSON {type(record).__name__}, not an object")
-            self._take(topic, key, record)
+            self._take(topic, key, record, tell)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             self.unreadable += 1
             log.warning(
                 "unreadable record on %s, skipped (%r): %r", topic, exc, (value or b"")[:200]
             )
 
-    def _take(self, topic: str, key: bytes | None, record: dict[str, Any] | None) -> None:
+    def _take(
+        self, topic: str, key: bytes | None, record: dict[str, Any] | None, tell: bool
+    ) -> None:
         if topic == self.topics.totals:
             if key is None:
                 return
-            self.view.add_totals(key.decode(), record)
-            if record is not None:
-                self._notify("totals", record)
+            totals_key = key.decode()
+            self.view.add_totals(totals_key, record)
+            if record is not None and tell:
+                self.fanout.offer("totals", record, totals_key)
         elif record is None:
             return
         elif topic == self.topics.breaches:
-            if self.view.add_breach(record):
-                self._notify("breach", record)
+            if self.view.add_breach(record) and tell:
+                self.fanout.offer("breach", record)
         else:
             self.view.add_status(record)
-            self._notify("status", record)
+            if tell:
+                self.fanout.offer("status", record)

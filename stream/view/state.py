@@ -14,6 +14,7 @@ from typing import Any
 
 from stream.schema import EXCHANGES
 from stream.symbols import coin_named
+from stream.view.fanout import StreamFilter
 
 DAY_MS = 86_400_000
 
@@ -132,6 +133,19 @@ class GlobalView:
             key=lambda r: (r["exchange"] or "", r["coin"] or "", order.get(r["window"], 99))
         )
         return {"as_of": now_ms, "windows": list(self.windows), "totals": records}
+
+    def stream_filter(self, params: Mapping[str, str]) -> StreamFilter:
+        """What a client of /api/stream follows: `window`, `exchange` and `coin` read as
+        /api/totals reads them (BadRequest for anything else)."""
+        window = self._window(params.get("window"), required=False)
+        exchange = _scope_param(params.get("exchange"), _exchange)
+        coin = _scope_param(params.get("coin"), coin_named)
+        _no_other(params, {"window", "exchange", "coin"})
+        return StreamFilter(
+            window,
+            None if exchange is _ANY else (exchange,),
+            None if coin is _ANY else (coin,),
+        )
 
     def query_breaches(self, params: Mapping[str, str], now_ms: int) -> dict[str, Any]:
         limit = _limit(params.get("limit"), default=50, most=self.max_breaches)

@@ -17,8 +17,10 @@ from aiokafka import AIOKafkaProducer
 from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
-from stream.view.consumer import ViewFeeder
+from stream.view.consumer import Subscriber, ViewFeeder
+from stream.view.fanout import StreamFilter
 from stream.view.state import DAY_MS, GlobalView
+from tests.api.test_fanout import frames
 from tests.api.test_view import FEEDS, WINDOWS, coverage_record, key, largest, totals
 
 pytestmark = pytest.mark.kafka
@@ -41,6 +43,14 @@ async def until(what: str, condition: Callable[[], bool], timeout_s: float = 60)
     while not condition():
         assert time.monotonic() < deadline, f"never: {what}"
         await asyncio.sleep(0.05)
+
+
+def told(feeder: ViewFeeder, subscriber: Subscriber) -> list[tuple[str, dict]]:
+    """What the subscriber is due since its last call, as its stream would write it."""
+    payload = feeder.fanout.since(subscriber.cursor, subscriber.wanted)
+    assert payload is not None, "fell behind"
+    subscriber.cursor = feeder.fanout.seq
+    return frames(payload)
 
 
 def breach(rule: str, ts: int) -> dict:
@@ -68,7 +78,7 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
     okx = totals("okx", "BTC", "24h", 1, 100.0, largest(2, 100.0))
     connected = {"exchange": "okx", "feed": "okx", "state": "connected", "ts": now, "url": "u"}
     async with feeding(kafka_settings) as early:  # before the topics exist
-        queue = early.subscribe()
+        subscriber = early.subscribe(StreamFilter())
         await until("waiting logged", lambda: "waiting for topics" in caplog.text)
         assert not early.caught_up
         await ensure_topics(kafka_settings)
@@ -104,8 +114,7 @@ async def test_waits_for_topics_reads_a_day_back_and_notifies(
         changes: list[tuple[str, dict]] = []
 
         def all_told() -> bool:
-            while not queue.empty():
-                changes.append(queue.get_nowait())
+            changes.extend(told(early, subscriber))
             return all(change in changes for change in expected)
 
         await until("every change told to the subscriber", all_told)
@@ -139,7 +148,7 @@ async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settin
         coverage_record("bitmex", old + 1, 250, 250, wildcard=True),
     ]
     async with feeding(kafka_settings) as early:
-        queue = early.subscribe()
+        subscriber = early.subscribe(StreamFilter())
         producer = AIOKafkaProducer(**client_options(kafka_settings))
         await producer.start()
         try:
@@ -159,10 +168,9 @@ async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settin
 
         # the two exchanges' records are on partitions of their own: wait for both ends
         await until("every record read", lambda: binance_read() and early.unreadable == 1)
-        told = []
-        while not queue.empty():
-            told.append(queue.get_nowait())
-        assert ("status", refreshed) in told and ("status", stray) not in told
+        await asyncio.sleep(2 * early.settings.stream_interval_ms / 1000)  # a tick or two
+        changes = told(early, subscriber)
+        assert ("status", refreshed) in changes and ("status", stray) not in changes
 
         async with feeding(kafka_settings) as late:
             await until("late caught up", lambda: late.caught_up)

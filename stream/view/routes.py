@@ -1,0 +1,138 @@
+"""The HTTP API and dashboard as plain aiohttp handlers over the global view: served by
+`liqstream api` (stream.view.server) and, when asked, by the worker's own web server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from stream.view.consumer import ViewFeeder
+from stream.view.state import BadRequest
+
+PACKAGE = Path(__file__).resolve().parent.parent
+OPENAPI = PACKAGE / "worker" / "openapi.json"
+DASHBOARD = PACKAGE / "dashboard"
+PING_S = 15.0  # a comment line when nothing else was sent, so proxies keep the stream open
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+class ApiRoutes:
+    """The handlers of every /api path, /openapi.json and the dashboard, over one feeder."""
+
+    def __init__(self, feeder: ViewFeeder) -> None:
+        self.feeder = feeder
+        self.view = feeder.view
+        self.stall_s = feeder.settings.stream_max_lag_ms / 1000
+
+    def routes(self) -> list[tuple[str, Handler]]:
+        return [
+            ("/api/totals", self.totals),
+            ("/api/breaches", self.breaches),
+            ("/api/largest", self.largest),
+            ("/api/coverage", self.coverage),
+            ("/api/stream", self.stream),
+            ("/openapi.json", self.openapi),
+            ("/", self.dashboard),
+            ("/dashboard.js", self.dashboard_js),
+        ]
+
+    @staticmethod
+    def answer(query: Callable[[], dict[str, Any]]) -> web.Response:
+        try:
+            return json_response(query())
+        except BadRequest as exc:
+            return json_response({"error": str(exc)}, status=400)
+
+    async def totals(self, request: web.Request) -> web.Response:
+        """Current totals, filtered by window, exchange and coin (`all` = the null scope)."""
+        return self.answer(lambda: self.view.query_totals(request.query, now_ms()))
+
+    async def breaches(self, request: web.Request) -> web.Response:
+        """Breach and recovery records of the last 24 hours, newest first."""
+        return self.answer(lambda: self.view.query_breaches(request.query, now_ms()))
+
+    async def largest(self, request: web.Request) -> web.Response:
+        """The largest single liquidations of a window, biggest first."""
+        return self.answer(lambda: self.view.query_largest(request.query))
+
+    async def coverage(self, request: web.Request) -> web.Response:
+        """Per feed: connected or not, gaps in the last 24 hours, sampled (lower bound),
+        instruments listed and subscribed, and the topics the venue refused."""
+        return self.answer(lambda: self.view.query_coverage(request.query, now_ms()))
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        """The live dashboard (static HTML and JS, no build step, nothing from a CDN)."""
+        return web.Response(text=(DASHBOARD / "index.html").read_text(), content_type="text/html")
+
+    async def dashboard_js(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=(DASHBOARD / "dashboard.js").read_bytes(), content_type="application/javascript"
+        )
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-Sent Events: `totals`, `breach` and `status` records as they change, at most
+        one write per tick (LIQSTREAM_STREAM_INTERVAL), a key's latest totals record only,
+        filtered by `window`, `exchange` and `coin` as /api/totals is. A client that falls
+        LIQSTREAM_STREAM_MAX_LAG behind (or whose write stalls that long) has its stream
+        ended: it reconnects and reloads, while the others are not held up."""
+        try:
+            wanted = self.view.stream_filter(request.query)
+        except BadRequest as exc:
+            return json_response({"error": str(exc)}, status=400)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        feeder, fanout = self.feeder, self.feeder.fanout
+        subscriber = feeder.subscribe(wanted)  # before the headers: what follows is not missed
+        try:
+            await response.prepare(request)
+            await response.write(b": connected\n\n")
+            while True:
+                try:
+                    await asyncio.wait_for(subscriber.wake.wait(), PING_S)
+                except TimeoutError:
+                    await response.write(b": ping\n\n")
+                    continue
+                subscriber.wake.clear()
+                payload = fanout.since(subscriber.cursor, wanted)
+                if payload is None:  # fell behind: end it, the browser reconnects
+                    feeder.dropped += 1
+                    break
+                subscriber.cursor = fanout.seq
+                if payload:
+                    await asyncio.wait_for(response.write(payload), self.stall_s)
+        except TimeoutError:  # its write stalled: a client that stopped reading
+            feeder.dropped += 1
+            if request.transport is not None:
+                request.transport.abort()
+        except ConnectionResetError:  # the client went away
+            pass
+        finally:
+            feeder.unsubscribe(subscriber)
+            with contextlib.suppress(ConnectionResetError, RuntimeError):
+                if request.transport is not None and not request.transport.is_closing():
+                    await response.write_eof()
+        return response
