@@ -47,6 +47,9 @@ def test_collector_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings().instruments_refresh_s == 3600.0
     monkeypatch.setenv("LIQSTREAM_INSTRUMENTS_REFRESH_S", "2")
     assert load_settings().instruments_refresh_s == 2.0
+    assert load_settings().status_interval_s == 30.0
+    monkeypatch.setenv("LIQSTREAM_STATUS_INTERVAL_S", "5")
+    assert load_settings().status_interval_s == 5.0
 
 
 @pytest.mark.parametrize(
@@ -64,6 +67,7 @@ def test_collector_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
         ("LIQSTREAM_KAFKA_SSL_CAFILE", "/nonexistent/ca.pem"),
         ("LIQSTREAM_INSTRUMENTS_REFRESH_S", "hourly"),
         ("LIQSTREAM_INSTRUMENTS_REFRESH_S", "0"),
+        ("LIQSTREAM_STATUS_INTERVAL_S", "0.1"),
     ],
 )
 def test_invalid_values_name_the_variable(

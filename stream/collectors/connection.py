@@ -13,7 +13,10 @@ rest of its batch sent again.
 
 Each connect, disconnect and gap (from the moment a connection was lost until the next one is
 subscribed) goes to `collectors.status`, and so does a `coverage` record (instruments listed,
-subscribed, topics refused) on every (re)connect and whenever those change.
+subscribed, topics refused) on every (re)connect and whenever those change. A `heartbeat`
+record every `status_interval_s` repeats the feed's present state (connected, coverage, last
+frame), so a reader can tell a feed whose collector died (kill -9 sends no `disconnected`) from
+a quiet one: its heartbeats stop.
 
 Supervision: an unexpected exception while handling one frame dead-letters that frame
 (`internal_error`) and the connection reads on; one anywhere else in a connection's loop ends
@@ -79,6 +82,7 @@ class FeedConnection:
         max_backoff_s: float = 30.0,
         first_listing_timeout_s: float = 10.0,
         ack_timeout_s: float = 10.0,
+        status_interval_s: float = 30.0,
     ) -> None:
         self.pipeline = pipeline
         self.feed = pipeline.feed
@@ -86,6 +90,8 @@ class FeedConnection:
         self.max_backoff_s = max_backoff_s
         self.first_listing_timeout_s = first_listing_timeout_s
         self.ack_timeout_s = ack_timeout_s
+        self.status_interval_s = status_interval_s
+        self.last_frame_ms: int | None = None  # receive time of the latest frame
         self.stop = asyncio.Event()
         self.connections = 0
         self.shards: list[Shard] = []
@@ -113,6 +119,7 @@ class FeedConnection:
         else:
             self.shards.append(Shard(0))
         book.on_change.append(listener)
+        heartbeats = asyncio.create_task(self._heartbeats())
         try:
             while not self.stop.is_set():
                 for shard in self.shards[len(self._tasks) :]:
@@ -133,6 +140,7 @@ class FeedConnection:
             with contextlib.suppress(ValueError):
                 book.on_change.remove(listener)
             stop_wait.cancel()
+            heartbeats.cancel()
             self.stop.set()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._coverage_timer is not None:
@@ -211,9 +219,35 @@ class FeedConnection:
             loop = asyncio.get_running_loop()
             self._coverage_timer = loop.call_later(COVERAGE_DELAY_S, self._emit_coverage)
 
+    def _connected(self) -> bool:
+        return bool(self.shards) and all(s.connected and s.flowing for s in self.shards)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval_s)
+            try:
+                self._heartbeat()
+            except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
+                self.pipeline.internal_error(exc, None)
+
+    def _heartbeat(self) -> None:
+        """The `heartbeat` status record: the feed's present state, every interval."""
+        listed, subscribed, rejected, wildcard = self._coverage()
+        self.pipeline.status(
+            "heartbeat",
+            interval_s=self.status_interval_s,
+            connected=self._connected(),
+            connections=len(self.shards),
+            connections_up=sum(1 for s in self.shards if s.connected),
+            last_frame_ts=self.last_frame_ms,
+            instruments_listed=listed,
+            instruments_subscribed=subscribed,
+            rejected=rejected,
+            wildcard=wildcard,
+        )
+
     def _update_connected(self) -> None:
-        flowing = bool(self.shards) and all(s.connected and s.flowing for s in self.shards)
-        self.pipeline.metrics.connected.labels(self.feed.name).set(1 if flowing else 0)
+        self.pipeline.metrics.connected.labels(self.feed.name).set(1 if self._connected() else 0)
 
     # -- one connection ----------------------------------------------------------------------
 
@@ -409,7 +443,7 @@ class FeedConnection:
             self.pipeline.internal_error(exc, message)
 
     async def _handle_frame(self, ws: ClientConnection, shard: Shard, message: str | bytes) -> None:
-        received_ts = now_ms()
+        received_ts = self.last_frame_ms = now_ms()
         try:
             text = self.feed.decode(message)
         except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:

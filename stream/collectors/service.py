@@ -71,7 +71,12 @@ class CollectorService:
                 feed, book, self.publisher, topics, self.metrics, recent_ids=recent
             )
             self.connections.append(
-                FeedConnection(pipeline, urls.get(feed.name), max_backoff_s=max_backoff_s)
+                FeedConnection(
+                    pipeline,
+                    urls.get(feed.name),
+                    max_backoff_s=max_backoff_s,
+                    status_interval_s=settings.status_interval_s,
+                )
             )
         self.stop = asyncio.Event()
 

@@ -185,3 +185,34 @@ def test_fake_exchange_command_serves_the_venue_protocol(tmp_path: Path) -> None
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_heartbeats_repeat_the_feeds_present_state() -> None:
+    """Every interval a `heartbeat` record: connected, connections, last frame, coverage."""
+    fake = FakeExchange(USDM, generated_frames(USDM), interval_s=0.02)
+    pipeline, publisher = pipeline_for(USDM)
+    connection = FeedConnection(pipeline, await fake.start(), status_interval_s=0.2)
+    task = asyncio.create_task(connection.run())
+    try:
+
+        def beats() -> list[dict]:
+            return [s for s in publisher.values(TOPICS.status) if s["state"] == "heartbeat"]
+
+        async with asyncio.timeout(20):
+            while not any(beat["connected"] for beat in beats()):
+                await asyncio.sleep(0.05)
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+    beat = next(beat for beat in beats() if beat["connected"])
+    listed = len(pipeline.book.symbols())
+    assert beat["exchange"] == "binance" and beat["feed"] == USDM.name
+    assert beat["interval_s"] == 0.2
+    assert (beat["connections"], beat["connections_up"]) == (1, 1)
+    assert isinstance(beat["last_frame_ts"], int) and beat["last_frame_ts"] <= beat["ts"]
+    assert (beat["instruments_listed"], beat["instruments_subscribed"]) == (listed, listed)
+    assert (beat["rejected"], beat["wildcard"]) == ([], True)
+    count = len(beats())
+    await asyncio.sleep(0.5)
+    assert len(beats()) == count  # a stopped feed sends none
