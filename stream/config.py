@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     # Serving
     web_host: str = Field("127.0.0.1", description="HTTP API / dashboard bind address")
     web_port: int = Field(6066, ge=0, le=65535, description="HTTP API / dashboard port")
+    worker_api: bool = Field(
+        True, description="the worker serves the API and dashboard too (false: health, metrics)"
+    )
+    api_host: str = Field("127.0.0.1", description="`liqstream api` bind address")
+    api_port: int = Field(6067, ge=0, le=65535, description="`liqstream api` port")
+    stream_interval: str = Field(
+        "250ms", description="/api/stream sends the changes of this interval at once"
+    )
+    stream_max_lag: str = Field(
+        "10s", description="an /api/stream client this far behind is ended (it reloads)"
+    )
     metrics_host: str = Field("127.0.0.1", description="collector Prometheus metrics bind address")
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="collector Prometheus metrics port (0 = off)"
@@ -104,7 +115,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{server!r} is not host:port")
         return value
 
-    @field_validator("raw_retention", "resolution", "totals_min_interval", "webhook_timeout")
+    @field_validator(
+        "raw_retention",
+        "resolution",
+        "totals_min_interval",
+        "webhook_timeout",
+        "stream_interval",
+        "stream_max_lag",
+    )
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration_ms(value)
@@ -177,6 +195,14 @@ class Settings(BaseSettings):
     def webhook_url_list(self) -> list[str]:
         raw = self.webhook_urls.get_secret_value() if self.webhook_urls else ""
         return [url.strip() for url in raw.split(",") if url.strip()]
+
+    @property
+    def stream_interval_ms(self) -> int:
+        return parse_duration_ms(self.stream_interval)
+
+    @property
+    def stream_max_lag_ms(self) -> int:
+        return parse_duration_ms(self.stream_max_lag)
 
     @property
     def totals_min_interval_ms(self) -> int:
