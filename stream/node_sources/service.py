@@ -83,8 +83,10 @@ class NodeFillsSource:
             from_beginning=from_beginning,
         )
         self.poll_interval_s = poll_interval_s
+        self.status_interval_s = settings.status_interval_s
         self.stop = asyncio.Event()
         self.lines_read = 0
+        self.last_line_ms: int | None = None
 
     async def _handle(self, line: str) -> None:
         if not hyperliquid.may_hold_liquidation(line):
@@ -112,10 +114,37 @@ class NodeFillsSource:
                 deadletter_record(FEED_NAME, "truncated_line", tail[:10_000], now_ms()),
             )
 
+    def _heartbeat(self) -> None:
+        """The `heartbeat` status record every websocket feed writes too: a reader tells a
+        running source from one whose process is gone by these stopping."""
+        self.pipeline.status(
+            "heartbeat",
+            interval_s=self.status_interval_s,
+            connected=self.follower.position.file is not None,
+            connections=1,
+            connections_up=1 if self.follower.position.file is not None else 0,
+            last_frame_ts=self.last_line_ms,
+            file=self.follower.position.file,
+            instruments_listed=0,
+            instruments_subscribed=0,
+            rejected=[],
+            wildcard=True,  # the node's output holds every market
+        )
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval_s)
+            try:
+                self._heartbeat()
+            except Exception as exc:  # supervision boundary: logged, counted, dead-lettered
+                self.pipeline.internal_error(exc, None)
+
     async def run(self) -> None:
         """Read, publish, save the position; flush and save once more on stop."""
         self.publisher.start()
         self.metrics.connected.labels(FEED_NAME).set(1)
+        self.pipeline.coverage(listed=0, subscribed=0, rejected=[], wildcard=True)
+        heartbeats = asyncio.create_task(self._heartbeats(), name=f"{FEED_NAME}-heartbeats")
         try:
             while not self.stop.is_set():
                 try:
@@ -128,6 +157,8 @@ class NodeFillsSource:
                 for line in read.lines:
                     await self._handle(line)
                 self.lines_read += len(read.lines)
+                if read.lines:
+                    self.last_line_ms = now_ms()
                 if self.publisher.pending == 0:  # all read so far is acknowledged
                     self.follower.save()
                     self.recent_ids.save()
@@ -135,6 +166,8 @@ class NodeFillsSource:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.stop.wait(), self.poll_interval_s)
         finally:
+            heartbeats.cancel()
+            await asyncio.gather(heartbeats, return_exceptions=True)
             self.metrics.connected.labels(FEED_NAME).set(0)
             self.pipeline.status("disconnected", reason="shutdown")
             await self.publisher.close()

@@ -118,8 +118,12 @@ async def test_fills_files_to_kafka_exactly_once(kafka_settings: Settings, tmp_p
     assert len(expected(written)) == 7
 
 
-async def test_unfinished_line_is_dead_lettered(kafka_settings: Settings, tmp_path: Path) -> None:
-    settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "data"})
+async def test_unfinished_line_is_dead_lettered_and_status_is_reported(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = kafka_settings.model_copy(
+        update={"data_dir": tmp_path / "data", "status_interval_s": 1.0}
+    )
     await ensure_topics(settings)
     topics = Topics.with_prefix(settings.topic_prefix)
     fills = tmp_path / "node_fills_by_block"
@@ -131,7 +135,19 @@ async def test_unfinished_line_is_dead_lettered(kafka_settings: Settings, tmp_pa
     letters = await consume_until(
         settings, topics.deadletter, lambda values: len(values) >= 1, timeout_s=60
     )
+    statuses = await consume_until(
+        settings,
+        topics.status,
+        lambda values: any(v["state"] == "heartbeat" for v in values),
+        timeout_s=60,
+    )
     source.stop.set()
     await task
     assert [(d["source"], d["reason"]) for d in letters] == [("hyperliquid-node", "truncated_line")]
     assert letters[0]["payload"] == '{"block_number": 1, "events": [["0xab'
+    states = [s["state"] for s in statuses]
+    assert {"coverage", "connected", "heartbeat"} <= set(states)
+    assert all((s["exchange"], s["feed"]) == ("hyperliquid", "hyperliquid-node") for s in statuses)
+    beat = next(s for s in statuses if s["state"] == "heartbeat")
+    assert beat["connected"] is True and beat["wildcard"] is True
+    assert beat["interval_s"] == 1.0 and beat["file"] == "hourly/20270101/6"
