@@ -75,6 +75,16 @@ function renderTables() {
     (r) => usd((totals.get(`${r.exchange}:*:${SHORTER}`) || { total_usd: 0 }).total_usd)));
 }
 
+// The largest orders of the longest window from the totals records held, as /api/largest
+// ranks them: no request per update, however many dashboards are open.
+function largestHeld() {
+  return [...totals.values()]
+    .filter((r) => r.window === LONGEST && r.exchange !== null && r.coin !== null && r.largest)
+    .map((r) => r.largest)
+    .sort((a, b) => b.notional_usd - a.notional_usd || a.ts - b.ts || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .slice(0, 15);
+}
+
 function renderFeed(largest) {
   document.getElementById("feed").replaceChildren(...largest.map((o) => el("li", {},
     el("span", { className: o.side }, usd(o.notional_usd) + " " + o.side), " ",
@@ -150,10 +160,9 @@ function follow() {
   source.addEventListener("totals", (e) => {
     const r = JSON.parse(e.data);
     if (r.count) totals.set(key(r), r); else totals.delete(key(r));
-    soon("totals", async () => {
-      renderCards(); renderTables();
+    soon("totals", () => {
+      renderCards(); renderTables(); renderFeed(largestHeld());
       document.getElementById("asof").textContent = "as of " + time(r.as_of);
-      renderFeed((await getJSON(`/api/largest?window=${LONGEST}&limit=15`)).largest);
     });
   });
   source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });

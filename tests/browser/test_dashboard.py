@@ -1,5 +1,6 @@
-"""The dashboard in a real headless browser (Debian's chromium): it loads, shows the numbers
-the API returns, and changes when new events arrive, without a reload.
+"""The dashboard in a real headless browser (Debian's chromium), served by `liqstream api`
+apart from the worker: it loads, shows the numbers the API returns, and changes when new
+events arrive, without a reload.
 
 Also `python -m tests.browser.test_dashboard --screenshot docs/dashboard.png` renders the
 page with demo-like data for the README."""
@@ -22,7 +23,7 @@ import pytest
 from stream.config import Settings
 from stream.kafka import Topics
 from stream.topics import ensure_topics
-from tests.api.test_api_kafka import send
+from tests.api.test_api_kafka import Api, send, wait_ready
 from tests.api.test_view import coverage_record
 from tests.worker.test_breaches_kafka import wait_active
 from tests.worker.test_worker_kafka import (
@@ -167,27 +168,34 @@ async def shows_the_coverage(
 async def served(
     settings: Settings, tmp_path: Path, env: dict[str, str]
 ) -> AsyncIterator[tuple[Worker, Totals, aiohttp.ClientSession, Callable[[], Awaitable[Any]]]]:
-    """A worker (with `env`) that owns the aggregation, its totals topic being read, an HTTP
-    session, and `open_page()` for a browser on its dashboard; all stopped afterwards."""
+    """A worker (with `env`) that owns the aggregation and serves no API, `liqstream api`
+    (with `env`) serving the dashboard and API apart from it, the totals topic being read, an
+    HTTP session, and `open_page()` for a browser on the dashboard; all stopped afterwards.
+    Yields the API process where a worker was, so that every URL addresses the API."""
     await ensure_topics(settings)
     worker = Worker(settings, tmp_path, "w")
-    worker.env.update(env)
+    worker.env.update({**env, "LIQSTREAM_WORKER_API": "false"})
+    api = Api(settings, tmp_path, "api")
+    api.env.update(env)
     worker.start()
+    api.start()
     drivers: list[Any] = []
 
     async def open_page() -> Any:
         driver = await asyncio.to_thread(browser)
         drivers.append(driver)
-        await asyncio.to_thread(driver.get, f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}/")
+        await asyncio.to_thread(driver.get, f"http://127.0.0.1:{api.env['LIQSTREAM_API_PORT']}/")
         return driver
 
     try:
         async with Totals(settings) as totals, aiohttp.ClientSession() as session:
             await wait_active(worker)
-            yield worker, totals, session, open_page
+            await wait_ready(session, api)
+            yield api, totals, session, open_page
     finally:
         for driver in drivers:
             await asyncio.to_thread(driver.quit)
+        api.stop()
         worker.stop(signal.SIGKILL)
 
 
