@@ -102,17 +102,20 @@ class NodeFillsSource:
         for relative in opened:
             log.info("following %s", self.fills_dir / relative, extra={"feed": FEED_NAME})
             self.pipeline.status("connected", url=self.feed.url, file=relative)
-        if missing is not None:
-            log.warning("%s disappeared before it was read to its end", missing)
-            self.pipeline.status("gap", reason="file_missing", file=missing)
+        if missing is not None:  # pruned before it was read to its end: its rest is lost
+            self._lost("file_missing", f"{missing} disappeared before it was read to its end")
         for relative, tail in truncated:
-            self.pipeline.metrics.rejects.labels(FEED_NAME, "truncated_line").inc()
-            log.warning("unfinished line at the end of %s: %s", relative, tail[:200])
-            self.publisher.submit(
-                self.pipeline.topics.deadletter,
-                FEED_NAME,
-                deadletter_record(FEED_NAME, "truncated_line", tail[:10_000], now_ms()),
-            )
+            self._lost("truncated_line", f"unfinished line at the end of {relative}: {tail}")
+
+    def _lost(self, reason: str, detail: str) -> None:
+        """What could not be read: logged, counted and dead-lettered, never silent."""
+        self.metrics.rejects.labels(FEED_NAME, reason).inc()
+        log.warning("%s: %s", reason, detail[:300], extra={"feed": FEED_NAME, "reason": reason})
+        self.publisher.submit(
+            self.pipeline.topics.deadletter,
+            FEED_NAME,
+            deadletter_record(FEED_NAME, reason, detail[:10_000], now_ms()),
+        )
 
     def _heartbeat(self) -> None:
         """The `heartbeat` status record every websocket feed writes too: a reader tells a

@@ -144,7 +144,9 @@ async def test_unfinished_line_is_dead_lettered_and_status_is_reported(
     source.stop.set()
     await task
     assert [(d["source"], d["reason"]) for d in letters] == [("hyperliquid-node", "truncated_line")]
-    assert letters[0]["payload"] == '{"block_number": 1, "events": [["0xab'
+    assert letters[0]["payload"] == (
+        'unfinished line at the end of hourly/20270101/5: {"block_number": 1, "events": [["0xab'
+    )
     states = [s["state"] for s in statuses]
     assert {"coverage", "connected", "heartbeat"} <= set(states)
     assert all((s["exchange"], s["feed"]) == ("hyperliquid", "hyperliquid-node") for s in statuses)
