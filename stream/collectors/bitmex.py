@@ -35,7 +35,14 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, item_text, load_frame, lookup, reject
+from stream.collectors.parsing import (
+    add_sized_event,
+    item_text,
+    load_frame,
+    lookup,
+    number,
+    reject,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import make_event
@@ -139,7 +146,7 @@ def _parse_row(
     if instrument is None:
         return
     try:
-        contracts, price = float(row["leavesQty"]), float(row["price"])
+        contracts, price = number(row["leavesQty"]), number(row["price"])
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", row)
         return

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, reject
+from stream.collectors.parsing import add_sized_event, choose, load_frame, number, reject
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -245,14 +245,14 @@ def _parse_item(
         reject(parsed, "unexpected_shape", item)
         return
     symbol = item.get("s")
-    side = {"Buy": "long", "Sell": "short"}.get(str(item.get("S")))  # position side
+    side = choose({"Buy": "long", "Sell": "short"}, item.get("S"))  # position side
     instrument = _instrument(symbol, instruments, inverse) if isinstance(symbol, str) else None
     if side is None or instrument is None:
         reject(parsed, "unexpected_shape" if side is None else "unknown_symbol", item)
         return
     try:
-        size = float(item["v"])
-        price = float(item["p"])
+        size = number(item["v"])
+        price = number(item["p"])
     except (KeyError, TypeError, ValueError):
         reject(parsed, "invalid_number", item)
         return

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, parse_items, reject
+from stream.collectors.parsing import load_frame, parse_items, reject, text_field
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -214,7 +214,11 @@ def _event(trade: dict[str, Any], instrument: Instrument, received_ts: int) -> L
 def _trades(frame: dict[str, Any]) -> list[Any] | None:
     contents = frame.get("contents")
     if frame.get("type") == "channel_batch_data" and isinstance(contents, list):
-        return [t for batch in contents for t in batch["trades"]]
+        batches = [batch.get("trades") if isinstance(batch, dict) else None for batch in contents]
+        lists = [trades for trades in batches if isinstance(trades, list)]
+        if len(lists) != len(batches):
+            return None  # every batch is a list of trades, or the frame is malformed
+        return [t for trades in lists for t in trades]
     trades = contents.get("trades") if isinstance(contents, dict) else None
     return trades if isinstance(trades, list) else None
 
@@ -250,7 +254,7 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         return parsed
 
     def liquidation(trade: Any) -> LiquidationEvent | None:
-        if trade.get("type") != "LIQUIDATED":
+        if text_field(trade["type"]) != "LIQUIDATED":  # a trade without a type is malformed
             return None  # ordinary fills and deleveraging
         return _event(trade, instrument, received_ts)
 
