@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import item_text, load_frame, reject
+from stream.collectors.parsing import add_reject, item_text, load_frame, reject, text_field
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -100,7 +100,7 @@ def _event(
 ) -> LiquidationEvent:
     """The event of position `row` (the trigger, or the first execution): `quantity` coins
     of `row`'s symbol at `price` per quoted unit."""
-    symbol = row[4]
+    symbol = text_field(row[4])
     instrument = instruments.get(symbol) or instrument_from_symbol(symbol)
     if instrument is None:
         raise Rejected("quote_not_usd", f"symbol={symbol!r}")
@@ -174,7 +174,7 @@ def _settle(
             raise Rejected("trigger_without_price", "no execution row within the horizon")
     except Rejected as exc:
         rows = [trigger, *matches] if trigger is not None else matches
-        parsed.rejects.append(Rejected(exc.reason, f"{exc.detail} in {item_text(rows)}"))
+        add_reject(parsed, Rejected(exc.reason, f"{exc.detail} in {item_text(rows)}"))
     except (TypeError, ValueError, IndexError):
         reject(parsed, "malformed_item", [trigger, *matches] if trigger is not None else matches)
     else:

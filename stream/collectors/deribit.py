@@ -124,7 +124,7 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     for trade in data:
         if not isinstance(trade, dict):
             reject(parsed, "unexpected_shape", trade)
-        elif trade.get("liquidation") is not None:  # absent on ordinary trades
+        elif "liquidation" in trade:  # absent on ordinary trades
             _parse_trade(trade, received_ts, parsed)
     return parsed
 
