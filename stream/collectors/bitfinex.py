@@ -199,6 +199,7 @@ def pair_rows(
             not isinstance(row, list)
             or len(row) < _ROW_LENGTH
             or row[0] != "pos"
+            or isinstance(row[8], bool)  # True == 1 in Python: not a row type
             or row[8] not in (_TRIGGER, _MATCH)
             or isinstance(row[1], bool)
             or not isinstance(row[1], int | str)
