@@ -117,10 +117,9 @@ class HourlyFollower:
             return False
         if self.from_beginning:
             self.position = Position(files[0], 0)
-        else:  # like `tail -f`: from now on
+        else:  # like `tail -f`: from the line being written now (complete ones are past)
             newest = files[-1]
-            size = (self.root / newest).stat().st_size
-            self.position = Position(newest, size)
+            self.position = Position(newest, _last_line_end(self.root / newest))
         read.opened.append(self.position.file or "")
         return True
 
@@ -174,6 +173,21 @@ class HourlyFollower:
 
 def _key(relative: str) -> tuple[str, int]:
     return hour_key(relative) or ("", -1)
+
+
+def _last_line_end(path: Path) -> int:
+    """The offset just past the file's last newline (0 when it has none): a start there reads
+    the line still being written once it is complete, never a fragment of it."""
+    with path.open("rb") as handle:
+        end = handle.seek(0, 2)
+        while end > 0:
+            start = max(0, end - MAX_READ_BYTES)
+            handle.seek(start)
+            found = handle.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
 
 
 def _skip_line(path: Path, offset: int) -> int:

@@ -68,6 +68,14 @@ def test_default_start_is_the_end_of_the_newest_file(tmp_path: Path) -> None:
     assert follower.read().lines == ["new"]
 
 
+def test_default_start_reads_the_line_being_written_whole(tmp_path: Path) -> None:
+    write(tmp_path, "hourly/20260101/10", "done\nhal")
+    follower = HourlyFollower(tmp_path, None)
+    assert follower.read().lines == []
+    write(tmp_path, "hourly/20260101/10", "f\nnext\n")
+    assert follower.read().lines == ["half", "next"]
+
+
 def test_waits_for_the_first_file(tmp_path: Path) -> None:
     follower = HourlyFollower(tmp_path, None, from_beginning=True)
     assert follower.read().lines == []
