@@ -98,6 +98,14 @@ class HourlyFollower:
         if hour_key(position.file or "") is None or position.offset < 0:
             log.warning("ignoring position file %s: %r", self.state_path, state)
             return None
+        if state.get("root") not in (None, str(self.root.absolute())):
+            log.warning(
+                "ignoring position file %s: it belongs to %s, not %s",
+                self.state_path,
+                state.get("root"),
+                self.root.absolute(),
+            )
+            return None
         return position
 
     def save(self) -> None:
@@ -106,7 +114,11 @@ class HourlyFollower:
             return
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_path.with_suffix(".tmp")
-        state = {"file": self.position.file, "offset": self.position.offset}
+        state = {
+            "root": str(self.root.absolute()),
+            "file": self.position.file,
+            "offset": self.position.offset,
+        }
         temporary.write_text(json.dumps(state))
         temporary.replace(self.state_path)
         self.saved = Position(self.position.file, self.position.offset)

@@ -96,6 +96,17 @@ def test_restart_resumes_at_the_saved_position(tmp_path: Path) -> None:
     assert second.read().lines == ["c", "d"]
 
 
+def test_position_of_another_directory_is_not_used(tmp_path: Path) -> None:
+    state = tmp_path / "position.json"
+    first, second = tmp_path / "node_fills", tmp_path / "node_fills_by_block"
+    write(first, "hourly/20260101/9", "a\nb\n")
+    write(second, "hourly/20260101/9", "c\nd\n")
+    follower = HourlyFollower(first, state, from_beginning=True)
+    follower.read()
+    follower.save()
+    assert HourlyFollower(second, state, from_beginning=True).read().lines == ["c", "d"]
+
+
 def test_unsaved_lines_are_read_again(tmp_path: Path) -> None:
     state = tmp_path / "position.json"
     write(tmp_path, "hourly/20260101/9", "a\n")
