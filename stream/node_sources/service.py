@@ -147,6 +147,13 @@ class NodeFillsSource:
         self.publisher.start()
         self.metrics.connected.labels(FEED_NAME).set(1)
         self.pipeline.coverage(listed=0, subscribed=0, rejected=[], wildcard=True)
+        if not (self.fills_dir / "hourly").is_dir():
+            log.warning(
+                "%s has no hourly/ directory yet: is the node running with --write-fills?"
+                " Waiting for it",
+                self.fills_dir,
+                extra={"feed": FEED_NAME},
+            )
         heartbeats = asyncio.create_task(self._heartbeats(), name=f"{FEED_NAME}-heartbeats")
         try:
             while not self.stop.is_set():
