@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from pathlib import Path
 
 from prometheus_client import start_http_server
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 FEED_NAME = "hyperliquid-node"
 DEFAULT_FILLS_DIR = Path("~/hl/data/node_fills")
 POLL_INTERVAL_S = 0.25  # how often a quiet file is looked at again
+# A node writes fills every block (several a second on mainnet): a minute without a line means
+# the node stopped or fell behind, and the feed is reported disconnected until lines return.
+IDLE_TIMEOUT_S = 60.0
 
 
 def _parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
@@ -63,6 +67,7 @@ class NodeFillsSource:
         from_beginning: bool = False,
         metrics: CollectorMetrics | None = None,
         poll_interval_s: float = POLL_INTERVAL_S,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.fills_dir = fills_dir.expanduser()
         self.feed = node_feed(self.fills_dir)
@@ -87,6 +92,9 @@ class NodeFillsSource:
         self.stop = asyncio.Event()
         self.lines_read = 0
         self.last_line_ms: int | None = None
+        self.idle_timeout_s = idle_timeout_s
+        self.flowing = False  # lines arrived within idle_timeout_s
+        self._last_line_s = time.monotonic()
 
     async def _handle(self, line: str) -> None:
         if not hyperliquid.may_hold_liquidation(line):
@@ -117,15 +125,35 @@ class NodeFillsSource:
             deadletter_record(FEED_NAME, reason, detail[:10_000], now_ms()),
         )
 
+    def _track_flow(self, got_lines: bool) -> None:
+        """`connected` while the node writes; `disconnected` (node_idle) after a silence."""
+        now_s = time.monotonic()
+        if got_lines:
+            self.last_line_ms = now_ms()
+            self._last_line_s = now_s
+            if not self.flowing:
+                self.flowing = True
+                self.metrics.connected.labels(FEED_NAME).set(1)
+                self.pipeline.status("connected", url=self.feed.url, reason="lines_flowing")
+        elif self.flowing and now_s - self._last_line_s > self.idle_timeout_s:
+            self.flowing = False
+            self.metrics.connected.labels(FEED_NAME).set(0)
+            log.warning(
+                "no line from the node for %.0fs", self.idle_timeout_s, extra={"feed": FEED_NAME}
+            )
+            self.pipeline.status(
+                "disconnected", reason="node_idle", idle_s=round(now_s - self._last_line_s, 1)
+            )
+
     def _heartbeat(self) -> None:
         """The `heartbeat` status record every websocket feed writes too: a reader tells a
         running source from one whose process is gone by these stopping."""
         self.pipeline.status(
             "heartbeat",
             interval_s=self.status_interval_s,
-            connected=self.follower.position.file is not None,
+            connected=self.flowing,
             connections=1,
-            connections_up=1 if self.follower.position.file is not None else 0,
+            connections_up=1 if self.flowing else 0,
             last_frame_ts=self.last_line_ms,
             file=self.follower.position.file,
             instruments_listed=0,
@@ -145,7 +173,6 @@ class NodeFillsSource:
     async def run(self) -> None:
         """Read, publish, save the position; flush and save once more on stop."""
         self.publisher.start()
-        self.metrics.connected.labels(FEED_NAME).set(1)
         self.pipeline.coverage(listed=0, subscribed=0, rejected=[], wildcard=True)
         if not (self.fills_dir / "hourly").is_dir():
             log.warning(
@@ -167,8 +194,7 @@ class NodeFillsSource:
                 for line in read.lines:
                     await self._handle(line)
                 self.lines_read += len(read.lines)
-                if read.lines:
-                    self.last_line_ms = now_ms()
+                self._track_flow(bool(read.lines))
                 if self.publisher.pending == 0:  # all read so far is acknowledged
                     self.follower.save()
                     self.recent_ids.save()

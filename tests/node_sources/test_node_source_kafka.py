@@ -153,3 +153,36 @@ async def test_unfinished_line_is_dead_lettered_and_status_is_reported(
     beat = next(s for s in statuses if s["state"] == "heartbeat")
     assert beat["connected"] is True and beat["wildcard"] is True
     assert beat["interval_s"] == 1.0 and beat["file"] == "hourly/20270101/6"
+
+
+async def test_a_silent_node_is_reported_disconnected_until_lines_return(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    settings = kafka_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    await ensure_topics(settings)
+    topics = Topics.with_prefix(settings.topic_prefix)
+    fills = tmp_path / "node_fills"
+    append(fills, "hourly/20270101/7", liquidation(1))
+    source = NodeFillsSource(
+        settings, fills, from_beginning=True, poll_interval_s=0.05, idle_timeout_s=0.5
+    )
+    task = asyncio.create_task(source.run())
+    await until(lambda: source.lines_read >= 2)
+    await until(lambda: not source.flowing)  # the node fell silent
+    append(fills, "hourly/20270101/7", liquidation(2))
+    await until(lambda: source.flowing)
+    source.stop.set()
+    await task
+    statuses = await consume_until(
+        settings,
+        topics.status,
+        lambda values: [v.get("reason") for v in values].count("shutdown") == 1,
+        timeout_s=60,
+    )
+    flow = [(s["state"], s.get("reason")) for s in statuses if s["state"] != "coverage"]
+    assert [f for f in flow if f[1] in ("lines_flowing", "node_idle", "shutdown")] == [
+        ("connected", "lines_flowing"),
+        ("disconnected", "node_idle"),
+        ("connected", "lines_flowing"),
+        ("disconnected", "shutdown"),
+    ]
