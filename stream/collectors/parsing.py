@@ -32,28 +32,38 @@ class TooManyRejects(Rejected):
     """The last reject of a frame that had more than `MAX_REJECTS_PER_FRAME`: counts the rest."""
 
     def __init__(self) -> None:
-        super().__init__(TOO_MANY_REJECTS)
         self.more: Counter[str] = Counter()
+        super().__init__(TOO_MANY_REJECTS)
 
-    def count(self, reason: str) -> None:
-        self.more[reason] += 1
-        total = sum(self.more.values())
+    @property  # type: ignore[override]
+    def detail(self) -> str:
         reasons = ", ".join(f"{name} {n}" for name, n in self.more.most_common())
-        self.detail = f"and {total} more rejects in this frame ({reasons})"
-        self.args = (f"{self.reason}: {self.detail}",)
+        return f"and {self.more.total()} more rejects in this frame ({reasons})"
+
+    @detail.setter
+    def detail(self, value: str) -> None:
+        """Rejected.__init__ sets it; the text always follows the counts."""
 
 
-def add_reject(parsed: Parsed, rejected: Rejected) -> None:
-    """Record one reject, keeping a frame's rejects bounded (see `MAX_REJECTS_PER_FRAME`)."""
+def _summary(parsed: Parsed) -> TooManyRejects | None:
+    """The frame's summary reject once it holds `MAX_REJECTS_PER_FRAME` (made on first use)."""
     rejects = parsed.rejects
     if len(rejects) < MAX_REJECTS_PER_FRAME:
-        rejects.append(Rejected(rejected.reason, printable(rejected.detail)))
-        return
+        return None
     summary = rejects[-1]
     if not isinstance(summary, TooManyRejects):
         summary = TooManyRejects()
         rejects.append(summary)
-    summary.count(rejected.reason)
+    return summary
+
+
+def add_reject(parsed: Parsed, rejected: Rejected) -> None:
+    """Record one reject, keeping a frame's rejects bounded (see `MAX_REJECTS_PER_FRAME`)."""
+    summary = _summary(parsed)
+    if summary is None:
+        parsed.rejects.append(Rejected(rejected.reason, printable(rejected.detail)))
+    else:
+        summary.more[rejected.reason] += 1
 
 
 def printable(text: str) -> str:
@@ -96,7 +106,9 @@ def _deeper_than(value: Any, limit: int) -> bool:
             continue
         if depth >= limit:
             return True
-        stack.extend((child, depth + 1) for child in node if isinstance(child, list | dict))
+        for child in node:
+            if isinstance(child, list | dict):
+                stack.append((child, depth + 1))
     return False
 
 
@@ -129,7 +141,11 @@ def _shallow_text(item: Any, depth: int) -> str:
 
 
 def reject(parsed: Parsed, reason: str, item: Any) -> None:
-    add_reject(parsed, Rejected(reason, item_text(item)))
+    summary = _summary(parsed)
+    if summary is None:
+        parsed.rejects.append(Rejected(reason, item_text(item)))
+    else:
+        summary.more[reason] += 1  # past the cap: counted, its text never built
 
 
 def number(value: Any) -> float:
