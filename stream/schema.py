@@ -32,6 +32,7 @@ EXCHANGES = frozenset(
         "dydx",
         "hyperliquid",
         "aster",
+        "lighter",
     }
 )
 SIDES = frozenset({"long", "short"})

@@ -21,6 +21,7 @@ from stream.collectors import (
     gate,
     htx,
     kraken,
+    lighter,
     okx,
 )
 from stream.collectors.venue import Feed
@@ -38,6 +39,7 @@ VENUES: dict[str, ModuleType] = {
     "kraken": kraken,
     "dydx": dydx,
     "aster": aster,
+    "lighter": lighter,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

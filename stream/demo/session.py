@@ -40,12 +40,13 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "htx-futures": 2,
     "gate": 5,
     "gate-btc": 3,
-    "gate-usd1": 1,
+    "gate-usd1": 2,
     "bitget": 5,
     "bitfinex": 2,
     "kraken": 2,
     "dydx": 2,
     "aster": 6,
+    "lighter": 4,
 }
 
 
