@@ -218,8 +218,10 @@ def fake_exchange(
     drop_after: tuple[int, ...],
     stall: float,
 ) -> None:
-    """Serve recorded or generated frames in an exchange's own protocol on localhost."""
+    """Serve recorded or generated frames in an exchange's own protocol on localhost (and its
+    paginated instrument listing, for the venues `stream.fake_rest` knows)."""
     from stream.fake_exchange import FakeExchange, Script, generated_frames
+    from stream.fake_rest import FakeRest, serve_listings
 
     settings = _settings()
     _setup_logging(settings.log_level)
@@ -244,8 +246,13 @@ def fake_exchange(
             loop.add_signal_handler(sig, stop.set)
         url = await fake.start()
         click.echo(f"fake {feed.name} serving on {url}", err=False)
+        rest = FakeRest()  # its instrument listing too, where stream.fake_rest has one
+        if serve_listings(rest, [feed.name]):
+            await rest.start()
+            click.echo(f"fake {feed.name} instruments on {rest.url(feed.name)}", err=False)
         await stop.wait()
         await fake.stop()
+        await rest.stop()
 
     asyncio.run(serve())
 

@@ -1,9 +1,12 @@
 """`liqstream dev`: the whole pipeline on one machine, fed by local fake exchanges.
 
 Local broker -> topics -> one fake exchange per feed (each speaking its venue's protocol and
-replaying the demo session, `stream.demo`) -> collectors -> Kafka -> worker (with the demo's
-rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect to the real
-venues instead, and no demo rules are added.
+replaying the demo session, `stream.demo`) and a fake REST server with the instrument listings
+of the venues that list instruments paginated or per-instrument (`stream.fake_rest`: Bybit,
+OKX, Kraken, dYdX, HTX futures, hundreds of instruments each) -> collectors, which fetch those
+listings and subscribe every listed instrument as against the real venues -> Kafka -> worker
+(with the demo's rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect
+to the real venues instead, and no demo rules are added.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from stream.demo import RULES
 from stream.demo.replay import ReplayClock, replay_frames
 from stream.errors import LiqstreamError
 from stream.fake_exchange import FakeExchange
+from stream.fake_rest import FakeRest, serve_listings
 from stream.localkafka import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -48,13 +52,26 @@ async def run_pipeline(
     LiqstreamError if the worker or the collectors end by themselves."""
     fakes: list[FakeExchange] = []
     urls: dict[str, str] = {}
+    instrument_urls: dict[str, str] = {}
+    rest = FakeRest()
+    collector_settings = settings
     if not live:
+        served = serve_listings(rest, [feed.name for feed in feeds])
+        await rest.start()
+        # every other feed stays on its bundled instruments ("": never fetched)
+        instrument_urls = {f.name: rest.url(f.name) if f.name in served else "" for f in feeds}
+        # the fake listings must not become the instrument cache of a later --live run
+        collector_settings = settings.model_copy(
+            update={"data_dir": settings.data_dir / "fake-venues"}
+        )
         clock = ReplayClock.starting_now(speed)  # one origin: every venue tells the same story
         for feed in feeds:
             fake = FakeExchange(feed, replay_frames(feed, clock), interval_s=0)
             urls[feed.name] = await fake.start()
             fakes.append(fake)
-    service = CollectorService(settings, feeds, urls=urls, refresh_instruments=live)
+    service = CollectorService(
+        collector_settings, feeds, urls=urls, instrument_urls=instrument_urls
+    )
     collectors = asyncio.create_task(service.run(), name="collectors")
     worker = await _start_worker(settings)
     worker_exit = asyncio.create_task(worker.wait(), name="worker")
@@ -68,6 +85,7 @@ async def run_pipeline(
         await asyncio.gather(collectors, return_exceptions=True)
         for fake in fakes:
             await fake.stop()
+        await rest.stop()
     if not stop.is_set():
         if collectors.done() and collectors.exception() is not None:
             raise LiqstreamError(f"the collectors failed: {collectors.exception()!r}")

@@ -17,7 +17,10 @@ documentation:
   `{"status":"ok","data":[...],"ts":...}`, every contract in one answer (this week, next week,
   quarter per coin; `contract_size` USD per contract, 100 for BTC, 10 otherwise).
 
-Run `python -m stream.fake_rest --bybit-linear 1105` to serve one from a shell.
+`serve_listings` fills the endpoints for a set of feeds: each feed's bundled instruments (so
+frames rendered from them parse to the same amounts) plus synthetic ones, as `liqstream dev`
+and `liqstream fake-exchange` serve them. Run `python -m stream.fake_rest --bybit-linear 1105`
+to serve one from a shell.
 """
 
 from __future__ import annotations
@@ -27,10 +30,15 @@ import asyncio
 import contextlib
 import itertools
 import string
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+
+from stream.collectors.htx import delivery_coin
+from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.venue import Instrument
 
 BYBIT_MAX_LIMIT = 1000
 BYBIT_DEFAULT_LIMIT = 500
@@ -198,13 +206,15 @@ class FakeRest:
 HTX_DELIVERIES = (("this_week", "261204"), ("next_week", "261211"), ("quarter", "261225"))
 
 
-def htx_futures_row(coin: str, contract_type: str, delivery: str) -> dict[str, Any]:
+def htx_futures_row(
+    coin: str, contract_type: str, delivery: str, contract_size: float | None = None
+) -> dict[str, Any]:
     """One row of contract_contract_info (the fields HTX documents)."""
     return {
         "symbol": coin,
         "contract_code": f"{coin}{delivery}",
         "contract_type": contract_type,
-        "contract_size": 100.0 if coin == "BTC" else 10.0,
+        "contract_size": contract_size or (100.0 if coin == "BTC" else 10.0),
         "price_tick": 0.01,
         "delivery_date": f"20{delivery}",
         "delivery_time": "1796371200000",
@@ -233,6 +243,83 @@ def kraken_row(symbol: str, contract_size: float = 1.0) -> dict[str, Any]:
         "tradeable": True,
         "contractSize": contract_size,
     }
+
+
+# Listings `serve_listings` adds to each feed's bundled instruments: realistic sizes (Bybit
+# linear past one 1,000-row page, dYdX past one 32-market connection).
+SYNTHETIC_COUNTS = {
+    "bybit-linear": 1105,
+    "bybit-inverse": 30,
+    "okx": 150,
+    "dydx": 100,
+    "kraken": 150,
+    "htx-futures": 10,
+}
+
+
+def _row_for(feed_name: str, instrument: Instrument) -> tuple[str, dict[str, Any]]:
+    """The venue's REST row that describes `instrument` (and the listing it goes into)."""
+    symbol = instrument.symbol
+    if feed_name.startswith("bybit"):
+        category = feed_name.removeprefix("bybit-")
+        quote = "USD" if instrument.contract_type == "inverse" else instrument.quote
+        base = symbol[: -len(quote)] if symbol.endswith(quote) else instrument.coin
+        return category, bybit_row(symbol, base, quote, category)
+    if feed_name == "okx":
+        inst_type = "SWAP" if symbol.endswith("-SWAP") else "FUTURES"
+        ct_val = f"{instrument.contract_size:g}"
+        return inst_type, okx_row(symbol, inst_type, ct_val, instrument.contract_type)
+    if feed_name == "kraken":
+        return "", kraken_row(symbol, instrument.contract_size)
+    if feed_name == "htx-futures":
+        coin = delivery_coin(symbol)
+        return "", htx_futures_row(coin, "quarter", symbol[len(coin) :], instrument.contract_size)
+    return "", {"ticker": symbol}  # dydx
+
+
+def _synthetic(feed_name: str) -> list[tuple[str, dict[str, Any]]]:
+    count = SYNTHETIC_COUNTS[feed_name]
+    if feed_name.startswith("bybit"):
+        category = feed_name.removeprefix("bybit-")
+        return [(category, row) for row in bybit_rows(count, category)]
+    if feed_name == "okx":
+        return [
+            ("SWAP", okx_row(f"{base}-USDT-SWAP", "SWAP", "1", "linear"))
+            for base in synthetic_bases(count)
+        ]
+    if feed_name == "kraken":
+        return [("", row) for row in kraken_rows(count)]
+    if feed_name == "htx-futures":
+        return [("", row) for row in htx_futures_rows(count)]
+    return [("", {"ticker": f"{base}-USD"}) for base in synthetic_bases(count)]
+
+
+def serve_listings(rest: FakeRest, feed_names: Iterable[str]) -> list[str]:
+    """List each feed's bundled instruments (rows that give back exactly their contract rules)
+    and synthetic ones on `rest`; returns the feeds it serves (see `FakeRest.url`)."""
+    served = []
+    for name in feed_names:
+        if name not in SYNTHETIC_COUNTS:
+            continue
+        served.append(name)
+        bundled = [_row_for(name, i) for i in bundled_snapshot(name).values()]
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for part, row in _synthetic(name) + bundled:  # bundled rows win
+            key = str(row.get("symbol") or row.get("instId") or row.get("ticker") or "")
+            key = str(row.get("contract_code", key))
+            rows[(part, key)] = row
+        for (part, _), row in sorted(rows.items()):
+            if name.startswith("bybit"):
+                rest.bybit[part].append(row)
+            elif name == "okx":
+                rest.okx[part].append(row)
+            elif name == "kraken":
+                rest.kraken.append(row)
+            elif name == "htx-futures":
+                rest.htx_futures.append(row)
+            else:
+                rest.dydx_markets.append(row["ticker"])
+    return served
 
 
 async def _serve(args: argparse.Namespace) -> None:

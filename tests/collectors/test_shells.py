@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import subprocess
 import sys
+import urllib.request
 from itertools import islice
 from pathlib import Path
 
@@ -216,3 +217,23 @@ async def test_heartbeats_repeat_the_feeds_present_state() -> None:
     count = len(beats())
     await asyncio.sleep(0.5)
     assert len(beats()) == count  # a stopped feed sends none
+
+
+def test_fake_exchange_command_serves_the_venue_listing_too() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream", "fake-exchange", "--exchange", "bybit-linear"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert " serving on ws://" in process.stdout.readline()
+        line = process.stdout.readline()
+        assert "fake bybit-linear instruments on http://" in line, line
+        url = line.split(" instruments on ")[1].strip()
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = orjson.loads(response.read())
+        assert len(page["result"]["list"]) == 1000 and page["result"]["nextPageCursor"]
+    finally:
+        process.terminate()
+        process.wait(10)
