@@ -168,13 +168,7 @@ class WorkerAgents:
 
     async def _aggregate(self, stream: faust.StreamT[bytes]) -> None:
         """The agent: unhealthy from a crash until Faust's supervisor has started it again."""
-        self.health.running("aggregate")
-        try:
-            await self._aggregate_batches(stream)
-        except Exception as exc:  # not CancelledError: Faust cancels the agent on rebalances
-            log.exception("the aggregation agent crashed")
-            self.health.crashed("aggregate", exc)
-            raise
+        await self.health.watch("aggregate", self._aggregate_batches(stream))
 
     async def _aggregate_batches(self, stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():

@@ -47,7 +47,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
 
     @app.task
     async def run_view() -> None:
-        await feeder.run(asyncio.Event())
+        await agents.health.watch("view", feeder.run(asyncio.Event()))
 
     batcher = Batcher(settings, group_id=f"{app.conf.id}-batcher")
     agents.registry.register(
@@ -64,9 +64,8 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     @app.task
     async def run_batcher() -> None:
         stop = asyncio.Event()
-        await batcher.start()
         try:
-            await batcher.run(stop)
+            await agents.health.watch("batcher", _batch(batcher, stop))
         finally:
             await batcher.stop()
 
@@ -77,9 +76,14 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
 
         @app.task
         async def run_webhooks() -> None:
-            await sink.run(asyncio.Event())
+            await agents.health.watch("webhooks", sink.run(asyncio.Event()))
 
     return app, agents
+
+
+async def _batch(batcher: Batcher, stop: asyncio.Event) -> None:
+    await batcher.start()
+    await batcher.run(stop)
 
 
 def run_worker(settings: Settings) -> None:
