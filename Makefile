@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install kafka-jars dev test lint bench
+.PHONY: install kafka-jars dev test lint bench fuzz
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,11 @@ test: kafka-jars lint
 
 bench: kafka-jars
 	$(BIN)/python -m bench
+
+# 100,000 mutated venue frames through every feed's parser and `liqstream normalize`: prints
+# tracebacks and lost lines (both must be 0). `make test` runs a bounded count
+# (tests/collectors/test_fuzz.py). FRAMES=... SEED=... to vary it.
+FRAMES ?= 100000
+SEED ?= 15
+fuzz: install
+	$(BIN)/python -m tests.collectors.fuzzing --frames $(FRAMES) --seed $(SEED)
