@@ -7,6 +7,8 @@
    and scopes, changelog on, RocksDB), each from the beginning.
 3. Latency: with the worker running, produce events at a steady rate and measure, per event,
    the time from its send to the first `*:*:24h` totals record that includes it.
+4. Serving (bench/serving.py): 1,000 SSE clients and 100 req/s of /api/totals while the worker
+   takes 2,000 events/s, with the API in its own process and in the worker's.
 Figures go to bench/results/<timestamp>.json and are summarised in docs/benchmarks.md.
 """
 
@@ -32,6 +34,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.baselines import naive_faust_hopping, raw_consumer_sums
+from bench.serving import measure_serving
 from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
 from stream.demo import RULES as DEMO_RULES
@@ -314,7 +317,14 @@ async def measure_breach_latency(
     }
 
 
-async def main(count: int, big_count: int, output: Path | None, only: str | None = None) -> dict:
+async def main(
+    count: int,
+    big_count: int,
+    output: Path | None,
+    only: str | None = None,
+    clients: int = 1_000,
+    serving_seconds: int = 30,
+) -> dict:
     bootstrap = os.environ.get("LIQSTREAM_KAFKA_BOOTSTRAP")
     broker = None
     if not bootstrap:
@@ -339,7 +349,7 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
             ("large", big_count, {}),
             ("large-rules", big_count, with_rules),
         )
-        if only == "breach-latency":
+        if only in ("breach-latency", "serving"):
             runs = ()
         elif only == "throughput":
             runs = runs[1:]
@@ -376,6 +386,14 @@ async def main(count: int, big_count: int, output: Path | None, only: str | None
                 settings, workdir / "breach", rate_per_s=2_000, seconds=20
             )
             print("breach latency", results["breach_latency"], flush=True)
+        if only in (None, "serving"):
+            results["serving"] = []
+            for mode in ("api", "worker"):
+                run = await measure_serving(
+                    settings, workdir / f"serving-{mode}", mode, clients, seconds=serving_seconds
+                )
+                print("serving", json.dumps(run), flush=True)
+                results["serving"].append(run)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
@@ -393,9 +411,20 @@ if __name__ == "__main__":
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--only",
-        choices=["breach-latency", "throughput"],
+        choices=["breach-latency", "throughput", "serving"],
         default=None,
         help="run one measurement only",
     )
+    parser.add_argument("--clients", type=int, default=1_000, help="SSE clients (serving)")
+    parser.add_argument("--serving-seconds", type=int, default=30, help="serving run length")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.large_events, arguments.output, arguments.only))
+    asyncio.run(
+        main(
+            arguments.events,
+            arguments.large_events,
+            arguments.output,
+            arguments.only,
+            arguments.clients,
+            arguments.serving_seconds,
+        )
+    )

@@ -19,6 +19,7 @@ from stream.view.state import BadRequest
 PACKAGE = Path(__file__).resolve().parent.parent
 OPENAPI = PACKAGE / "worker" / "openapi.json"
 DASHBOARD = PACKAGE / "dashboard"
+TOTALS_CACHE_MAX = 256  # distinct /api/totals filters kept encoded per version of the view
 PING_S = 15.0  # a comment line when nothing else was sent, so proxies keep the stream open
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,6 +40,9 @@ class ApiRoutes:
         self.feeder = feeder
         self.view = feeder.view
         self.stall_s = feeder.settings.stream_max_lag_ms / 1000
+        self._windows = orjson.dumps(list(self.view.windows))
+        self._totals_version = -1
+        self._totals_cache: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     def routes(self) -> list[tuple[str, Handler]]:
         return [
@@ -60,8 +64,27 @@ class ApiRoutes:
             return json_response({"error": str(exc)}, status=400)
 
     async def totals(self, request: web.Request) -> web.Response:
-        """Current totals, filtered by window, exchange and coin (`all` = the null scope)."""
-        return self.answer(lambda: self.view.query_totals(request.query, now_ms()))
+        """Current totals, filtered by window, exchange and coin (`all` = the null scope).
+
+        The worker publishes its totals in bursts (one per publish interval), so between two
+        bursts every request for the same filters gets the same records: they are encoded
+        once per change of the view (`totals_version`), and only `as_of` is new each time."""
+        params = tuple(sorted(request.query.items()))
+        version = self.view.totals_version
+        if version != self._totals_version:
+            self._totals_cache.clear()
+            self._totals_version = version
+        encoded = self._totals_cache.get(params)
+        if encoded is None:
+            try:
+                answer = self.view.query_totals(request.query, now_ms())
+            except BadRequest as exc:
+                return json_response({"error": str(exc)}, status=400)
+            encoded = orjson.dumps(answer["totals"])
+            if len(self._totals_cache) < TOTALS_CACHE_MAX:
+                self._totals_cache[params] = encoded
+        body = b'{"as_of":%d,"windows":%s,"totals":%s}' % (now_ms(), self._windows, encoded)
+        return web.Response(body=body, content_type="application/json")
 
     async def breaches(self, request: web.Request) -> web.Response:
         """Breach and recovery records of the last 24 hours, newest first."""

@@ -47,6 +47,7 @@ class GlobalView:
     totals: dict[str, dict[str, Any]] = field(default_factory=dict)
     breaches: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     coverage: dict[str, FeedCoverage] = field(default_factory=dict)
+    totals_version: int = 0  # changes whenever `totals` does: answers cached per version
 
     def __post_init__(self) -> None:
         for name, (exchange, _, _) in self.feeds.items():
@@ -64,6 +65,7 @@ class GlobalView:
             self.totals.pop(key, None)
         else:
             self.totals[key] = record
+        self.totals_version += 1
 
     def add_breach(self, record: dict[str, Any]) -> bool:
         """Kept in time order, the newest `max_breaches`: the same set and order on every
