@@ -33,6 +33,7 @@ EXCHANGES = frozenset(
         "hyperliquid",
         "aster",
         "lighter",
+        "poloniex",
     }
 )
 SIDES = frozenset({"long", "short"})

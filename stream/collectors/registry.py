@@ -23,6 +23,7 @@ from stream.collectors import (
     kraken,
     lighter,
     okx,
+    poloniex,
 )
 from stream.collectors.venue import Feed
 
@@ -40,6 +41,7 @@ VENUES: dict[str, ModuleType] = {
     "dydx": dydx,
     "aster": aster,
     "lighter": lighter,
+    "poloniex": poloniex,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

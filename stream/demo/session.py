@@ -47,6 +47,7 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "dydx": 2,
     "aster": 6,
     "lighter": 4,
+    "poloniex": 2,
 }
 
 
