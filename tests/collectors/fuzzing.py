@@ -25,7 +25,7 @@ import orjson
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.parsing import MAX_REJECTS_PER_FRAME
 from stream.collectors.registry import FEEDS
-from stream.collectors.venue import Feed, Parsed
+from stream.collectors.venue import Feed, Parsed, Parser
 from stream.commands import normalize_lines
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -357,11 +357,20 @@ def as_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def check_parse(feed: Feed, book: InstrumentBook, text: str, tally: Tally) -> Parsed | None:
-    """Parse one frame; record a traceback or an unbounded reject list as a failure."""
-    tally.frames += 1
+def check_parse(
+    feed: Feed,
+    book: InstrumentBook,
+    text: str,
+    tally: Tally,
+    parse: Parser | None = None,
+    received_ts: int = RECEIVED_TS,
+) -> Parsed | None:
+    """Parse one frame (with `feed.parse`, or `parse`: the shell's stateful parser); record a
+    traceback or an unbounded reject list as a failure."""
+    if parse is None:
+        tally.frames += 1
     try:
-        parsed = feed.parse(text, book, RECEIVED_TS)
+        parsed = (parse or feed.parse)(text, book, received_ts)
     except Exception:  # every escape is counted and printed: finding them is the point
         tally.tracebacks.append(f"{feed.name}: {text[:300]!r}\n{traceback.format_exc()}")
         return None
@@ -416,10 +425,15 @@ def run(frames: int, seed: int, *, normalize_every: int = 50) -> Tally:
     corpora = [corpus(feed) for feed in FEEDS.values()]
     tally = Tally()
     batch: dict[str, list[bytes]] = {c.feed.name: [] for c in corpora}
+    # the parsers the live pipeline keeps per feed (state across frames), fed the same frames
+    stateful = {c.feed.name: c.feed.stateful_parse() for c in corpora if c.feed.stateful_parse}
     for number in range(frames):
         c = corpora[number % len(corpora)]
         data = mutate(rng.choice(c.seeds), rng)
         check_parse(c.feed, c.book, as_text(data), tally)
+        if c.feed.name in stateful:
+            at_ms = RECEIVED_TS + number * 50  # time passes: held state expires
+            check_parse(c.feed, c.book, as_text(data), tally, stateful[c.feed.name], at_ms)
         lines = batch[c.feed.name]
         lines.append(data.replace(b"\n", b" "))
         if len(lines) >= normalize_every:

@@ -95,6 +95,24 @@ def test_mutated_frames_never_raise(name: str, data: st.DataObject) -> None:
     assert_sound(c, fuzzing.as_text(fuzzing.mutate(seed, rng)))
 
 
+@pytest.mark.parametrize("name", [name for name in FEED_NAMES if FEEDS[name].stateful_parse])
+@FUZZ
+@given(data=st.data())
+def test_stateful_parsers_survive_a_sequence_of_poison(name: str, data: st.DataObject) -> None:
+    """The parser the live pipeline keeps per feed (Bitfinex pairing, BitMEX's XBT rate) holds
+    state across frames: valid and mutated frames interleaved, time passing, never raise."""
+    c = corpus(name)
+    parse = c.feed.stateful_parse() if c.feed.stateful_parse else c.feed.parse
+    rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label="mutations"))
+    tally = Tally()
+    for step in range(30):
+        seed = rng.choice(c.seeds)
+        text = seed if rng.random() < 0.3 else fuzzing.as_text(fuzzing.mutate(seed, rng))
+        fuzzing.check_parse(c.feed, c.book, text, tally, parse, RECEIVED_TS + step * 2_000)
+    assert tally.tracebacks == [], tally.tracebacks[0]
+    assert tally.lost == [], tally.lost
+
+
 @pytest.mark.parametrize("name", FEED_NAMES)
 @FUZZ
 @given(data=st.data())
