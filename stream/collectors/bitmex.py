@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
+    add_reject,
     add_sized_event,
     item_text,
     load_frame,
@@ -198,7 +199,7 @@ def _add_quanto_event(
             received_ts=received_ts,
         )
     except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(row)}"))
+        add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(row)}"))
     else:
         parsed.events.append(event)
 

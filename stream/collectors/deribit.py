@@ -35,7 +35,14 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, item_text, load_frame, number, reject
+from stream.collectors.parsing import (
+    add_reject,
+    add_sized_event,
+    item_text,
+    load_frame,
+    number,
+    reject,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import make_event
@@ -210,7 +217,7 @@ def _add_option_event(
             received_ts=received_ts,
         )
     except Rejected as rejected:
-        parsed.rejects.append(Rejected(rejected.reason, f"{rejected.detail}: {item_text(trade)}"))
+        add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(trade)}"))
     else:
         parsed.events.append(event)
 
