@@ -34,6 +34,7 @@ EXCHANGES = frozenset(
         "aster",
         "lighter",
         "poloniex",
+        "zoomex",
     }
 )
 SIDES = frozenset({"long", "short"})

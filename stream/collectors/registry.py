@@ -24,6 +24,7 @@ from stream.collectors import (
     lighter,
     okx,
     poloniex,
+    zoomex,
 )
 from stream.collectors.venue import Feed
 
@@ -42,6 +43,7 @@ VENUES: dict[str, ModuleType] = {
     "aster": aster,
     "lighter": lighter,
     "poloniex": poloniex,
+    "zoomex": zoomex,
 }
 
 FEEDS: dict[str, Feed] = {feed.name: feed for venue in VENUES.values() for feed in venue.FEEDS}

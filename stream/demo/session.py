@@ -48,6 +48,8 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "aster": 6,
     "lighter": 4,
     "poloniex": 2,
+    "zoomex-linear": 3,
+    "zoomex-inverse": 2,
 }
 
 
