@@ -212,8 +212,11 @@ def _by_market(instruments: Instruments) -> dict[int, Instrument]:
 def _event(
     trade: dict[str, Any], markets: dict[int, Instrument], received_ts: int
 ) -> LiquidationEvent | None:
-    if trade.get("type") != "liquidation":
-        return None  # deleverage, market settlement
+    kind = trade.get("type")
+    if not isinstance(kind, str):
+        raise Rejected("unexpected_shape", f"type={kind!r}")
+    if kind != "liquidation":
+        return None  # an ordinary trade in the wrong list, deleverage, market settlement
     wire_market = trade.get("market_id")
     if isinstance(wire_market, bool) or not isinstance(wire_market, int):
         raise Rejected("unexpected_shape", f"market_id={wire_market!r}")

@@ -218,3 +218,10 @@ def test_fake_lighter_refuses_past_200_messages_a_minute() -> None:
     ]
     assert all("error" not in a or a["error"]["code"] == 30003 for a in answers[:200])
     assert answers[200]["error"]["code"] == 30009
+
+
+def test_an_item_without_a_string_type_is_rejected_not_skipped() -> None:
+    frame = orjson.loads(fixture("lighter", "captured_wif_long.json"))
+    frame["liquidation_trades"][0]["type"] = None
+    parsed = FEED.parse(orjson.dumps(frame).decode(), INSTRUMENTS, RECEIVED_TS)
+    assert parsed.events == [] and [r.reason for r in parsed.rejects] == ["unexpected_shape"]
