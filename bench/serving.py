@@ -60,6 +60,14 @@ def start(
     )
 
 
+def machine_busy_s() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
 def cpu_s(pid: int) -> float:
     """User plus system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -242,6 +250,7 @@ async def measure_serving(
             pids = {name: p.pid for name, p in processes.items()}
             pids.update(bench=os.getpid(), clients=sse.pid)
             cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+            machine_before, load_before = machine_busy_s(), os.getloadavg()[0]
             stop_load = asyncio.Event()
             load = asyncio.create_task(totals_load(session, serving_port, totals_per_s, stop_load))
             samples: list[tuple[float, float, float]] = []  # (t, sent, applied)
@@ -285,6 +294,15 @@ async def measure_serving(
                 for name, pid in pids.items()
             }
             final_applied = await applied(session, web_port)
+            busy, total_s = (a - b for a, b in zip(machine_busy_s(), machine_before, strict=True))
+            machine = {
+                "cores": os.cpu_count(),
+                "busy_pct_of_all_cores": round(100 * busy / total_s, 1),
+                "busy_outside_this_run_pct_of_one_core": round(
+                    100 * busy / elapsed_s - sum(cpu.values()), 1
+                ),  # the broker (shared) and whatever else ran
+                "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            }
             lagging.cancel()
             sse.stdin.close()
             await asyncio.wait_for(sse.wait(), 120)
@@ -332,6 +350,7 @@ async def measure_serving(
             "caught_up_after_last_send_s": caught_up_s,
         },
         "cpu_pct": cpu,  # of one core, over the measurement
+        "machine": machine,
         "stream": {
             "market_changes": len(changes),
             "deliveries": len(pairs),

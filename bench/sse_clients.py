@@ -41,7 +41,7 @@ class SseClient(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         now = time.time()
         self.received_bytes += len(data)
-        buffer = self._buffer + data
+        buffer = self._buffer + data if self._buffer else data
         if not self._headers_done:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:

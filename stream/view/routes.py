@@ -50,6 +50,7 @@ class ApiRoutes:
             ("/api/breaches", self.breaches),
             ("/api/largest", self.largest),
             ("/api/coverage", self.coverage),
+            ("/api/history", self.history),
             ("/api/stream", self.stream),
             ("/openapi.json", self.openapi),
             ("/", self.dashboard),
@@ -99,6 +100,10 @@ class ApiRoutes:
         instruments listed and subscribed, and the topics the venue refused."""
         return self.answer(lambda: self.view.query_coverage(request.query, now_ms()))
 
+    async def history(self, request: web.Request) -> web.Response:
+        """Long and short USD, counts and the largest order per interval of one scope."""
+        return self.answer(lambda: self.feeder.history.query(request.query, now_ms()))
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=OPENAPI.read_bytes(), content_type="application/json")
 
@@ -135,7 +140,8 @@ class ApiRoutes:
             await response.write(b": connected\n\n")
             while True:
                 try:
-                    await asyncio.wait_for(subscriber.wake.wait(), PING_S)
+                    async with asyncio.timeout(PING_S):  # no task per wait, as wait_for has
+                        await subscriber.wake.wait()
                 except TimeoutError:
                     await response.write(b": ping\n\n")
                     continue
@@ -146,7 +152,8 @@ class ApiRoutes:
                     break
                 subscriber.cursor = fanout.seq
                 if payload:
-                    await asyncio.wait_for(response.write(payload), self.stall_s)
+                    async with asyncio.timeout(self.stall_s):
+                        await response.write(payload)
         except TimeoutError:  # its write stalled: a client that stopped reading
             feeder.dropped += 1
             if request.transport is not None:
