@@ -185,3 +185,28 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_grafana_has_liquidations_per_5_minutes_by_side() -> None:
+    """The provisioned panel: long and short USD stacked per 5 minutes from the worker's
+    counters (rate over the step, scaled to 5 minutes: right over any range Prometheus keeps),
+    and the order count as a line on its own axis."""
+    import json
+
+    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/liqstream.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if "by side" in p["title"]]
+    assert panel["type"] == "timeseries" and panel["interval"] == "5m"
+    usd, orders = panel["targets"]
+    assert usd["expr"] == (
+        "sum by (side) (rate(liqstream_liquidated_usd_total[$__rate_interval])) * 300"
+    )
+    assert orders["expr"] == "sum(rate(liqstream_liquidations_total[$__rate_interval])) * 300"
+    custom = panel["fieldConfig"]["defaults"]["custom"]
+    assert custom["drawStyle"] == "bars" and custom["stacking"]["mode"] == "normal"
+    (line,) = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == "orders"]
+    properties = {p["id"]: p["value"] for p in line["properties"]}
+    assert properties["custom.drawStyle"] == "line"
+    assert properties["custom.stacking"]["mode"] == "none"
+    assert properties["custom.axisPlacement"] == "right"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))

@@ -35,6 +35,7 @@ from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
 from stream.worker.deadletter import dead_letter
 from stream.worker.health import Health
+from stream.worker.liquidation_metrics import LiquidationCounters, applied_events
 from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class WorkerAgents:
             registry=self.registry,
         )
         self.breaches = BreachKeeper(app, settings, self.evaluator, topics.breaches, self.registry)
+        self.liquidations = LiquidationCounters()  # Grafana's series: applied events, once
+        self.registry.register(self.liquidations)
         self.evaluator.set_rules(self.breaches.load_initial_rules())
         self.active = False
         self.catch_up_until: int | None = None  # batches before it are delivered again
@@ -211,6 +214,8 @@ class WorkerAgents:
                     await self._dead_letter(reason, text, offset=offset, detail=repr(exc))
                     continue
                 self.events_applied.inc(len(events) - len(rejects))
+                resolution_ms = self.aggregation.resolution_ms
+                self.liquidations.count(applied_events(events, changed, rejects, resolution_ms))
                 if self.catch_up_until is not None and offset + 1 >= self.catch_up_until:
                     self.catch_up_until = None
                     evaluator.evaluate_all(now)  # what changed while no worker ran
@@ -253,6 +258,7 @@ class WorkerAgents:
                 self.breaches.reload_if_changed(now)
             self.evaluator.advance(now, evaluate=self.catch_up_until is None)
             await self.breaches.publish(self.evaluator.drain())
+        self.liquidations.rank(self.aggregation.sums, self.aggregation.longest_window, now)
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)
         # The producer directly: Faust's Topic.send costs far more per record, and a tick can
