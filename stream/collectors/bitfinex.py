@@ -244,6 +244,8 @@ def _frame_rows(text: str, parsed: Parsed) -> list[Any]:
     if isinstance(frame, dict):  # info, subscribed, pong; an error event is dead-lettered
         if frame.get("event") == "error":
             reject(parsed, "venue_error", frame)
+        elif "event" not in frame:
+            reject(parsed, "unexpected_shape", frame)  # every Bitfinex object is an event
         return []
     if isinstance(frame, list) and len(frame) >= 2 and frame[1] == "hb":
         return []

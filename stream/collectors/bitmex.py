@@ -82,7 +82,9 @@ def read(
     if frame.get("table") == "instrument":
         return parsed, _rate(frame, parsed, xbt_usd)
     if frame.get("table") != "liquidation":
-        return parsed, xbt_usd  # welcome message, subscription answer
+        if not {"table", "info", "success", "subscribe"} & frame.keys():
+            reject(parsed, "unexpected_shape", frame)  # not a message BitMEX documents
+        return parsed, xbt_usd  # welcome message, subscription answer, another table
     if frame.get("action") not in ("insert", "partial"):
         return parsed, xbt_usd  # update/delete: the order was counted when it appeared
     data = frame.get("data")

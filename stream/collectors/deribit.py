@@ -123,6 +123,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         reject(parsed, "venue_error", frame)
         return parsed
     if frame.get("method") != "subscription":
+        if not {"method", "result", "id"} & frame.keys():
+            reject(parsed, "unexpected_shape", frame)  # neither JSON-RPC answer nor notice
         return parsed  # RPC answers and heartbeats
     data = frame.get("params", {}).get("data") if isinstance(frame.get("params"), dict) else None
     if not isinstance(data, list):

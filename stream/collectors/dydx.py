@@ -242,6 +242,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         reject(parsed, "venue_error", frame)
         return parsed
     if kind not in ("subscribed", "channel_data", "channel_batch_data"):
+        if kind is None:
+            reject(parsed, "unexpected_shape", frame)  # every Indexer message has a type
         return parsed  # connected, unsubscribed
     try:
         market = frame["id"]

@@ -143,6 +143,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         reject(parsed, "venue_error", frame)
         return parsed
     if frame.get("channel") != CHANNEL or frame.get("event") != "update":
+        if "channel" not in frame:
+            reject(parsed, "unexpected_shape", frame)  # every Gate message names its channel
         return parsed  # subscribe acks, futures.pong
     result = frame.get("result")
     items: list[Any] = result if isinstance(result, list) else [result]

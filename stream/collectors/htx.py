@@ -343,6 +343,8 @@ def _parse(
     if frame.get("op") != "notify":  # sub acks, pings, pongs; a failed sub is an error
         if frame.get("err-code") not in (None, 0) or frame.get("op") == "error":
             reject(parsed, "venue_error", frame)
+        elif "op" not in frame:
+            reject(parsed, "unexpected_shape", frame)  # every HTX message names its op
         return parsed
     data = frame.get("data")
     if not str(frame.get("topic")).endswith(".liquidation_orders") or not isinstance(data, list):

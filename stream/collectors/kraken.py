@@ -233,6 +233,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     elif feed == "trade":
         trades = [frame]
     else:
+        if "feed" not in frame:
+            reject(parsed, "unexpected_shape", frame)  # neither event nor feed message
         return parsed  # heartbeat
     if not isinstance(trades, list):
         reject(parsed, "unexpected_shape", frame)

@@ -140,6 +140,15 @@ def test_any_json_value_as_a_frame(name: str, value: Any) -> None:
 
 
 @pytest.mark.parametrize("name", FEED_NAMES)
+@pytest.mark.parametrize("frame", ["{}", '{"a":1}', '{"liquidation":true}'])
+def test_an_object_that_is_no_venue_message_is_a_reject(name: str, frame: str) -> None:
+    """Acks, heartbeats and info messages yield nothing; an object that carries none of the
+    keys the venue names its messages by is no such message and must not vanish."""
+    parsed = assert_sound(corpus(name), frame)
+    assert [r.reason for r in parsed.rejects] == ["unexpected_shape"]
+
+
+@pytest.mark.parametrize("name", FEED_NAMES)
 def test_a_wrong_type_in_any_field_is_never_silent(name: str) -> None:
     """Exhaustive: every field of every data frame, every poison value of another JSON type
     (null, booleans, huge numbers, lists, objects, ...) gives an event or a reject."""
