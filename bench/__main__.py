@@ -388,7 +388,7 @@ async def main(
             print("breach latency", results["breach_latency"], flush=True)
         if only in (None, "serving"):
             results["serving"] = []
-            for mode in ("api", "worker"):
+            for mode in ("alone", "api", "worker"):
                 run = await measure_serving(
                     settings, workdir / f"serving-{mode}", mode, clients, seconds=serving_seconds
                 )

@@ -60,6 +60,13 @@ def start(
     )
 
 
+MODES = {
+    "api": "liqstream api (own process)",
+    "worker": "worker (dev mode)",
+    "alone": "baseline: the worker alone, no clients",
+}
+
+
 def machine_busy_s() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all cores, from /proc/stat."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -129,6 +136,9 @@ async def totals_load(
     the latencies in ms and the number of errors."""
     latencies: list[float] = []
     errors = 0
+    if rate_per_s <= 0:
+        await stop.wait()
+        return latencies, errors
     url = f"http://127.0.0.1:{port}/api/totals"
 
     async def one() -> None:
@@ -160,9 +170,13 @@ async def totals_load(
     return latencies, errors
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))] if ordered else float("nan")
+    return ordered[int(q * (len(ordered) - 1))] if ordered else None
+
+
+def ordered_p99(values: list[float]) -> float:
+    return percentile(values, 0.99) or 0.0
 
 
 def delivery_delays(
@@ -191,8 +205,9 @@ async def measure_serving(
     rate_per_s: int = 2_000,
     seconds: int = 30,
 ) -> dict[str, Any]:
-    """One run; `mode` is "api" (`liqstream api` beside a worker that serves no API) or
-    "worker" (the worker serves the API itself, as in `liqstream dev`)."""
+    """One run; `mode` is "api" (`liqstream api` beside a worker that serves no API),
+    "worker" (the worker serves the API itself, as in `liqstream dev`) or "alone" (the
+    baseline: the worker takes the same events and serves nobody)."""
     prefix = f"{settings.topic_prefix}serve{mode}."
     settings = settings.model_copy(update={"topic_prefix": prefix})
     await ensure_topics(settings)
@@ -205,6 +220,9 @@ async def measure_serving(
         serving_port = api_port
     else:
         serving_port = web_port
+    if mode == "alone":  # the baseline: the same events, nobody served
+        worker_env["LIQSTREAM_WORKER_API"] = "false"
+        clients = totals_per_s = 0
     processes["worker"] = start("worker", settings, workdir, worker_env)
     producer = AIOKafkaProducer(**client_options(settings), linger_ms=5, acks=1)
     market = MarketChanges(settings)
@@ -328,15 +346,15 @@ async def measure_serving(
         missed += lost
         pairs.extend(delays)
         if delays:
-            per_client_p99.append(percentile(delays, 0.99))
+            per_client_p99.append(ordered_p99(delays))
     backlog = [s - a for _, s, a in samples]
     return {
-        "mode": "liqstream api (own process)" if mode == "api" else "worker (dev mode)",
+        "mode": MODES[mode],
         "clients": clients,
         "clients_connected_s": round(connect_s, 1),
         "clients_ended_early": sum(client["ended"] for client in received["clients"]),
         "clients_loop_lag_p99_ms": round(received["loop_lag_p99_ms"], 1),
-        "bench_loop_lag_p99_ms": round(percentile(lag.lags_ms, 0.99), 1),
+        "bench_loop_lag_p99_ms": round(ordered_p99(lag.lags_ms), 1),
         "events_per_s": rate_per_s,
         "seconds": seconds,
         "worker": {
@@ -361,7 +379,8 @@ async def measure_serving(
             "client_p99_median_ms": statistics.median(per_client_p99) if per_client_p99 else None,
             "client_p99_worst_ms": max(per_client_p99, default=None),
             "kb_per_client_per_s": round(
-                statistics.mean(c["bytes"] for c in received["clients"]) / elapsed_s / 1024, 1
+                sum(c["bytes"] for c in received["clients"]) / max(clients, 1) / elapsed_s / 1024,
+                1,
             ),
         },
         "totals_api": {
