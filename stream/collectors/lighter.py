@@ -268,6 +268,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         reject(parsed, "venue_error", frame)
         return parsed
     if frame.get("type") not in _DATA_TYPES:
+        if "type" not in frame:
+            reject(parsed, "unexpected_shape", frame)  # every Lighter message has a type
         return parsed  # connected, unsubscribed, pong
     trades = frame.get("liquidation_trades", [])
     if _channel_topic(frame.get("channel")) is None or not isinstance(trades, list):
