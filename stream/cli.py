@@ -290,15 +290,44 @@ def api() -> None:
 @click.option(
     "--at", "at_ms", type=int, default=None, help="Evaluation time (ms); default: latest ts."
 )
-def report(at_ms: int | None) -> None:
+@click.option(
+    "--series",
+    "interval",
+    default=None,
+    help="Print /api/history's series at this interval (e.g. 5m) instead of the totals.",
+)
+@click.option("--from", "from_ms", type=int, default=None, help="Series start (ms).")
+@click.option("--to", "to_ms", type=int, default=None, help="Series end (ms, exclusive).")
+@click.option("--exchange", default=None, help="Series of one exchange (default: all).")
+@click.option("--coin", default=None, help="Series of one coin (default: all).")
+def report(
+    at_ms: int | None,
+    interval: str | None,
+    from_ms: int | None,
+    to_ms: int | None,
+    exchange: str | None,
+    coin: str | None,
+) -> None:
     """Normalized events on stdin to {"as_of", "totals": [...]} on stdout (the worker's engine).
 
-    Invalid, too late and future events go to stderr with their reason.
+    With --series: the history series /api/history answers, for the market (or --exchange,
+    --coin) from --from to --to (default: the events' span). Invalid, too late and future
+    events go to stderr with their reason.
     """
-    from stream.commands import report_lines
+    from stream.commands import report_lines, series_lines
 
     settings = _settings()
-    report_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, at_ms)
+    if interval is None:
+        report_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, at_ms)
+        return
+    from stream.view.state import BadRequest
+
+    given = {"interval": interval, "from": from_ms, "to": to_ms, "exchange": exchange, "coin": coin}
+    params = {name: str(value) for name, value in given.items() if value is not None}
+    try:
+        series_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, params)
+    except BadRequest as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _rules(settings: Settings, path: Path) -> RuleSet:

@@ -18,8 +18,10 @@ from stream.errors import Rejected
 from stream.rules.evaluator import RuleEvaluator
 from stream.rules.model import RuleSet
 from stream.schema import event_from_json
+from stream.view.history import HistoryStore
 from stream.worker.aggregation import Aggregation
 from stream.worker.dedup import SeenIds
+from stream.worker.history import bucket_records
 
 
 def normalize_lines(
@@ -101,6 +103,44 @@ def report_lines(
         err.write(orjson.dumps({"id": event["id"], "reason": reason}).decode() + "\n")
     out.write(orjson.dumps(report).decode() + "\n")
     return report
+
+
+def series_lines(
+    lines: Iterable[bytes | str],
+    out: TextIO,
+    err: TextIO,
+    settings: Settings,
+    params: dict[str, str],
+) -> dict:
+    """`liqstream report --series`: /api/history's answer (same `params`) over stdin's events,
+    built as the worker builds the history records and the view sums them. `from` and `to`
+    default to the events' span. Raises BadRequest for parameters /api/history refuses."""
+    events = list(_events(lines, err, settings.resolution_ms))
+    store = build_series(events, settings.resolution_ms)
+    params = dict(params)
+    if events:
+        params.setdefault("from", str(min(e["ts"] for e in events)))
+        params.setdefault("to", str(max(e["ts"] for e in events) + 1))
+    now = int(params["to"]) if "to" in params else time.time_ns() // 1_000_000
+    answer = store.query(params, now)
+    out.write(orjson.dumps(answer).decode() + "\n")
+    return answer
+
+
+def build_series(events: list[dict], resolution_ms: int) -> HistoryStore:
+    """Every bucket of `events` as history records, in a store that folds nothing."""
+    store = HistoryStore(resolution_ms, None, None)
+    if not events:
+        return store
+    first, last = min(e["ts"] for e in events), max(e["ts"] for e in events)
+    span_ms = (last // resolution_ms - first // resolution_ms + 2) * resolution_ms
+    aggregation = Aggregation({"span": span_ms}, resolution_ms)  # no event is too late
+    aggregation.load({}, last)
+    aggregation.apply_batch(events, 0, last)
+    for bucket in sorted(aggregation.buckets):
+        for _, record in bucket_records(bucket, aggregation.buckets[bucket], resolution_ms):
+            store.add(record, last)
+    return store
 
 
 def build_report(

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1, description="partitions of newly created topics")
     topic_replication: int = Field(1, ge=1, description="replication factor of new topics")
     raw_retention: str = Field("3d", description="retention of liquidations.raw")
+    history_retention: str = Field(
+        "30d", description="retention of liquidations.history (and of the hourly series)"
+    )
+    history_fine_horizon: str = Field(
+        "2d", description="how far back /api/history keeps buckets finer than 1h"
+    )
 
     # Aggregation
     resolution: str = Field("60s", description="bucket size of the rolling totals")
@@ -117,6 +123,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "raw_retention",
+        "history_retention",
+        "history_fine_horizon",
         "resolution",
         "totals_min_interval",
         "webhook_timeout",
@@ -162,6 +170,9 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"window {name} is not a multiple of LIQSTREAM_RESOLUTION={self.resolution}"
                 )
+        if self.history_fine_horizon_ms < max(self.windows_ms.values()):
+            # a bucket can change until it leaves the longest window: fold it only after
+            raise ValueError("LIQSTREAM_HISTORY_FINE_HORIZON must be at least the longest window")
         if self.kafka_security_protocol.startswith("SASL_"):
             if not (self.kafka_sasl_mechanism and self.kafka_sasl_username):
                 protocol = self.kafka_security_protocol
@@ -207,6 +218,14 @@ class Settings(BaseSettings):
     @property
     def totals_min_interval_ms(self) -> int:
         return parse_duration_ms(self.totals_min_interval)
+
+    @property
+    def history_retention_ms(self) -> int:
+        return parse_duration_ms(self.history_retention)
+
+    @property
+    def history_fine_horizon_ms(self) -> int:
+        return parse_duration_ms(self.history_fine_horizon)
 
 
 def env_name(field: str) -> str:

@@ -24,6 +24,7 @@ class Topics:
     deadletter: str
     status: str
     batches: str  # internal to the worker: validated, de-duplicated events in batches
+    history: str  # per scope and closed bucket (docs/events.md, "History records")
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -35,6 +36,7 @@ class Topics:
             deadletter=f"{prefix}liquidations.deadletter",
             status=f"{prefix}collectors.status",
             batches=f"{prefix}liquidations.batches",
+            history=f"{prefix}liquidations.history",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -46,6 +48,7 @@ class Topics:
             self.deadletter,
             self.status,
             self.batches,
+            self.history,
         )
 
 

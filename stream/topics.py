@@ -27,6 +27,15 @@ def topic_configs(settings: Settings, topics: Topics) -> dict[str, dict[str, str
         "segment.ms": "3600000",
     }
     configs[topics.raw] = {"retention.ms": str(settings.raw_retention_ms)}
+    # One key per scope and bucket, never written again once the bucket is past late events:
+    # compaction keeps a bucket's last record, time retention drops whole days of them (no
+    # tombstones to send, so no 30 days of keys for the worker to remember).
+    configs[topics.history] = {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(settings.history_retention_ms),
+        "segment.ms": "86400000",
+        "min.cleanable.dirty.ratio": "0.1",
+    }
     # Read back on (re)assignment to rebuild de-duplication, so keep at least the longest
     # window (plus margin) and no more than needed.
     longest_ms = max(settings.windows_ms.values())

@@ -1,10 +1,11 @@
 """Feeds the global view from Kafka and tells live subscribers (SSE) what changed, once per
 tick (stream.view.fanout).
 
-Every partition of the three topics is assigned to every worker (no consumer group): totals
-from the beginning (compacted: the latest record per key), collector status from the beginning
-too (what a feed reported last, its connection and coverage, may be days old on a quiet feed;
-the topic's retention bounds it), breaches from 24 hours back. Topics that do not exist yet
+Every partition of the four topics is assigned to every worker (no consumer group): totals
+and history from the beginning (compacted: the latest record per key; history also expires
+by time), collector status from the beginning too (what a feed reported last, its connection
+and coverage, may be days old on a quiet feed; the topic's retention bounds it), breaches
+from 24 hours back. Topics that do not exist yet
 are waited for, never created here: a consumer's metadata request could auto-create them with
 broker defaults (an uncompacted totals topic).
 """
@@ -25,6 +26,7 @@ from aiokafka.errors import KafkaError
 from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.view.fanout import Fanout, StreamFilter
+from stream.view.history import HistoryStore
 from stream.view.state import DAY_MS, GlobalView
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,11 @@ class ViewFeeder:
         self.view = view
         self.topics = Topics.with_prefix(settings.topic_prefix)
         self.fanout = Fanout(settings.stream_max_lag_ms / 1000)
+        self.history = HistoryStore(
+            settings.resolution_ms,
+            settings.history_fine_horizon_ms,
+            settings.history_retention_ms,
+        )
         self.subscribers: set[Subscriber] = set()
         self.caught_up = False  # read up to the end offsets seen at start
         self.unreadable = 0  # records skipped as not what the view expects
@@ -110,6 +117,7 @@ class ViewFeeder:
         while not stop.is_set():
             await asyncio.sleep(interval_s)
             self.tick()
+            self.history.maintain(int(time.time() * 1000))  # folds once an hour
 
     async def run(self, stop: asyncio.Event) -> None:
         """Feeds the view until `stop`. After a Kafka error it reads the topics again with a
@@ -129,7 +137,7 @@ class ViewFeeder:
     async def _feed(self, stop: asyncio.Event) -> None:
         topics = self.topics
         partitions = await wait_for_partitions(
-            self.settings, [topics.totals, topics.breaches, topics.status]
+            self.settings, [topics.totals, topics.breaches, topics.status, topics.history]
         )
         consumer = AIOKafkaConsumer(
             **client_options(self.settings),
@@ -146,6 +154,8 @@ class ViewFeeder:
                 if not self.caught_up:
                     positions = {tp: await consumer.position(tp) for tp in ends}
                     self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
+                    if self.caught_up:  # every version of a history key read: folding is safe
+                        self.history.settle(int(time.time() * 1000))
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
                     told = self._told.get(tp, 0)
@@ -188,7 +198,13 @@ class ViewFeeder:
     def _take(
         self, topic: str, key: bytes | None, record: dict[str, Any] | None, tell: bool
     ) -> None:
-        if topic == self.topics.totals:
+        if topic == self.topics.history:
+            if record is None:  # tombstones are not ours: the topic expires by time
+                return
+            self.history.add(record, int(time.time() * 1000))
+            if tell and key is not None:
+                self.fanout.offer("history", record, key.decode())
+        elif topic == self.topics.totals:
             if key is None:
                 return
             totals_key = key.decode()

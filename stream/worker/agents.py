@@ -35,6 +35,7 @@ from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
 from stream.worker.deadletter import dead_letter
 from stream.worker.health import Health
+from stream.worker.history_publisher import HistoryPublisher
 from stream.worker.liquidation_metrics import LiquidationCounters, applied_events
 from stream.worker.memory import freeze_long_lived
 
@@ -75,6 +76,7 @@ class WorkerAgents:
             registry=self.registry,
         )
         self.breaches = BreachKeeper(app, settings, self.evaluator, topics.breaches, self.registry)
+        self.history = HistoryPublisher(app, topics.history, settings.resolution_ms, self.registry)
         self.liquidations = LiquidationCounters()  # Grafana's series: applied events, once
         self.registry.register(self.liquidations)
         self.evaluator.set_rules(self.breaches.load_initial_rules())
@@ -131,6 +133,7 @@ class WorkerAgents:
         # again (not committed) but skipped for this bucket, so write such buckets again.
         self.rewrite = [b for b, value in buckets.items() if value["o"] >= committed]
         await self.breaches.recover(self.active, now, committed)
+        self.history.recover(self.active)
         # Time may have moved rules past their thresholds while no worker ran: look at every
         # rule once the batches already waiting have been applied (the totals lag until then).
         self.catch_up_until = end
@@ -221,6 +224,7 @@ class WorkerAgents:
                     evaluator.evaluate_all(now)  # what changed while no worker ran
                 # breaches first: a bucket that reached the changelog implies its records did
                 await self.breaches.publish(evaluator.drain(), offset)
+                await self.history.publish_changed(changed, self.aggregation.buckets)
                 for bucket, value in changed.items():
                     self.table[str(bucket)] = orjson.dumps(value)
             for raw_event, reason in rejects:
@@ -258,6 +262,9 @@ class WorkerAgents:
                 self.breaches.reload_if_changed(now)
             self.evaluator.advance(now, evaluate=self.catch_up_until is None)
             await self.breaches.publish(self.evaluator.drain())
+            # closed buckets before they can expire below; under the lock, so a batch sees
+            # a bucket either still open or already published as closed
+            await self.history.publish_closed(self.aggregation.buckets, now)
         self.liquidations.rank(self.aggregation.sums, self.aggregation.longest_window, now)
         for bucket in self.aggregation.expire(now):
             self.table.pop(str(bucket), None)

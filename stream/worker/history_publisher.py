@@ -2,8 +2,8 @@
 
 What is due and what a record holds is decided in stream.worker.history (pure). Here: the
 sends, waiting for their acknowledgements, and the `closed_through` mark in a table of its
-own, written only after the records it covers were acknowledged (a crash before the write
-publishes those buckets again: the same records, harmless on a compacted topic).
+own, written (with the next batch) only after the records it covers were acknowledged: a
+crash before the write publishes those buckets again, the same records.
 """
 
 from __future__ import annotations
@@ -49,20 +49,21 @@ class HistoryPublisher:
         self, changed: Iterable[int], buckets: Mapping[int, dict[str, Any]]
     ) -> None:
         """Buckets a batch changed after they had closed: their records again (late events).
-        Call before the batch's bucket writes, inside the agent."""
+        Call before the batch's bucket writes, inside the agent (Faust's RocksDB store takes
+        writes only there, so the mark of the buckets the timer closed is written here too)."""
         reopened = self.clock.reopened(dict.fromkeys(changed))
         if reopened:
             await self._send(reopened, buckets, "late")
+        mark = self.clock.unsaved_mark()
+        if mark is not None:
+            self.table[HISTORY_MARK_KEY] = orjson.dumps(mark)
 
     async def publish_closed(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:
         """Buckets the clock closed since the last call (before they can expire)."""
         due, through = self.clock.closing(buckets, now_ms)
         if due:
             await self._send(due, buckets, "closed")
-        self.clock.closed(through)
-        mark = self.clock.unsaved_mark()
-        if mark is not None:
-            self.table[HISTORY_MARK_KEY] = orjson.dumps(mark)
+        self.clock.closed(through)  # remembered with the next batch
 
     async def _send(
         self, chosen: list[int], buckets: Mapping[int, dict[str, Any]], cause: str

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stream.view.history import HistoryStore
 from stream.view.state import BadRequest
 from stream.worker.history import history_record
+from stream.worker.web import OPENAPI
+from tests.api.test_openapi import answer_schema, conforms
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -148,3 +152,13 @@ def test_a_record_not_shaped_like_history_is_refused_and_changes_nothing(change:
     with pytest.raises(ValueError, match=r"history|largest|resolution|negative"):
         store.add({**record(T0, 1), **change}, T0)
     assert store.fine == {}
+
+
+def test_the_answer_is_as_documented() -> None:
+    spec = json.loads(OPENAPI.read_text())
+    store = HistoryStore(MINUTE, 2 * DAY, 30 * DAY)
+    store.add(record(T0, 100_000, exchange="okx", coin="ETH"), T0)
+    answer = store.query({"exchange": "okx", "coin": "eth", "to": str(T0 + HOUR)}, T0 + HOUR)
+    assert answer["buckets"][-12]["largest"] is not None  # one with, the others without
+    conforms(spec, answer_schema(spec, "/api/history"), answer, "/api/history")
+    conforms(spec, answer_schema(spec, "/api/history", "400"), {"error": "why"}, "/api/history")
