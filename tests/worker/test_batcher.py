@@ -31,6 +31,21 @@ def test_seen_ids_forget_with_the_window() -> None:
     assert seen.add("okx", "a", 1_000_000_000_000)
 
 
+def test_seen_ids_find_a_repeat_in_another_bucket() -> None:
+    """A venue stamping events with their receive time (BitMEX) replays an order after a
+    reconnect with a later ts: the id is known whatever bucket the repeat falls in, and it is
+    forgotten with the bucket of its first sighting."""
+    seen = SeenIds(resolution_ms=60_000, horizon_ms=600_000)
+    first_ms = 1_000_000_000_000
+    assert seen.add("bitmex", "order-1", first_ms)
+    assert not seen.add("bitmex", "order-1", first_ms + 60_000)  # a minute later: same order
+    assert not seen.add("bitmex", "order-1", first_ms - 120_000)
+    assert seen.add("okx", "order-1", first_ms + 60_000)
+    seen.expire(first_ms + 600_000 + 60_000)  # the first sighting's bucket left the horizon
+    assert len(seen) == 1
+    assert seen.add("bitmex", "order-1", first_ms + 60_000)
+
+
 def test_batch_value_passes_raw_events_through() -> None:
     value = batch_value(2, [b'{"id":"x"}', b'{"id":"y"}'])
     assert orjson.loads(value) == {"p": 2, "events": [{"id": "x"}, {"id": "y"}]}
@@ -115,3 +130,31 @@ def test_forwarded_ids_skip_what_is_no_batch() -> None:
         assert forwarded_ids(value) == []
     odd = [{**good, "exchange": ["x"]}, {**good, "ts": 1.5e12}, {**good, "ts": True}, good]
     assert forwarded_ids(orjson.dumps({"events": odd})) == [("okx", "a", 1_762_290_000_000)]
+
+
+@pytest.mark.kafka
+async def test_a_replay_with_a_later_ts_is_dropped_after_a_restart(
+    kafka_settings: Settings,
+) -> None:
+    """Issue 11, item 2: a collector killed with -9 forgets the ids it published; restarted,
+    BitMEX replays its partial and the same orders arrive stamped a minute later (receive
+    time). The batcher, restarted too, knows them from the batches topic whatever their ts."""
+    await ensure_topics(kafka_settings)
+    topics = Topics.with_prefix(kafka_settings.topic_prefix)
+    now_ms = int(time.time() * 1000)
+    events = [
+        dataclasses.replace(e, exchange="bitmex")
+        for e in synthetic_events(12, start_ms=now_ms - 300_000, span_ms=200_000, seed=11)
+    ]
+    key = lambda e: f"{e.exchange}:{e.symbol}".encode()  # noqa: E731
+    await produce(kafka_settings, topics.liquidations, [(key(e), e.to_json()) for e in events])
+    group = f"{kafka_settings.topic_prefix}batcher"
+    first = await run_batcher_until(kafka_settings, group, len(events))
+    assert (first.forwarded, first.duplicates) == (12, 0)
+
+    replayed = [dataclasses.replace(e, ts=e.ts + 61_000, received_ts=e.ts + 61_000) for e in events]
+    await produce(kafka_settings, topics.liquidations, [(key(e), e.to_json()) for e in replayed])
+    second = await run_batcher_until(kafka_settings, group, len(replayed))
+    assert (second.forwarded, second.duplicates) == (0, 12)
+    batches = await consume_until(kafka_settings, topics.batches, lambda v: False, timeout_s=3)
+    assert sorted(e["ts"] for b in batches for e in b["events"]) == sorted(e.ts for e in events)
