@@ -169,6 +169,10 @@ def choose(table: Mapping[str, T], value: Any) -> T | None:
     return table.get(value) if isinstance(value, str) else None
 
 
+# what reading a field of the wrong shape raises (a missing key, a wrong type, a bad number)
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError)
+
+
 def parse_items(
     parsed: Parsed, items: Iterable[Any], parse_one: Callable[[Any], LiquidationEvent | None]
 ) -> Parsed:
@@ -179,13 +183,23 @@ def parse_items(
         try:
             event = parse_one(item)
         except Rejected as exc:
-            add_reject(parsed, Rejected(exc.reason, f"{exc.detail} in {item_text(item)}"))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError):
-            reject(parsed, "malformed_item", item)
+            _item_reject(parsed, exc.reason, exc.detail, item)
+        except _MALFORMED as exc:
+            why = f"{type(exc).__name__}: {str(exc)[:200]}"  # e.g. KeyError: 'price'
+            _item_reject(parsed, "malformed_item", why, item)
         else:
             if event is not None:
                 parsed.events.append(event)
     return parsed
+
+
+def _item_reject(parsed: Parsed, reason: str, why: str, item: Any) -> None:
+    """A reject of one item: why, then the item's text (built only below the frame's cap)."""
+    summary = _summary(parsed)
+    if summary is None:
+        parsed.rejects.append(Rejected(reason, printable(f"{why} in {item_text(item)}")))
+    else:
+        summary.more[reason] += 1
 
 
 def lookup(instruments: Instruments, symbol: Any, parsed: Parsed, item: Any) -> Instrument | None:
