@@ -361,3 +361,113 @@ async def test_dashboard_follows_the_configured_windows(
         assert await asyncio.to_thread(lambda: driver.find_elements("id", "card-24h")) == []
         feed = await asyncio.to_thread(lambda: driver.find_element("id", "feed").text)
         assert " on " in feed  # the largest orders of the 2h window
+
+
+async def chart_shown(driver) -> dict[str, Any]:
+    """The chart as drawn: its scope, interval and range, and every bar's figures."""
+    script = """
+      const svg = document.getElementById("chart-svg");
+      if (!svg) return null;
+      return {
+        exchange: svg.dataset.exchange || null, coin: svg.dataset.coin || null,
+        interval: svg.dataset.interval, from: Number(svg.dataset.from), to: Number(svg.dataset.to),
+        bars: [...svg.querySelectorAll("g.bucket")].map((g) => [Number(g.dataset.start),
+          Number(g.dataset.long), Number(g.dataset.short), Number(g.dataset.count),
+          g.querySelectorAll("rect.long-bar").length, g.querySelectorAll("rect.short-bar").length]),
+        line: document.getElementById("chart-count").getAttribute("points").split(" ").length,
+      };"""
+    return await asyncio.to_thread(driver.execute_script, script)
+
+
+async def chart_equals_api(
+    driver,
+    session: aiohttp.ClientSession,
+    api: Worker,
+    exchange: str | None,
+    coin: str | None,
+    count: int,
+    timeout_s: float = 150,
+) -> dict[str, Any]:
+    """Waits until the chart shows the scope's bars exactly as /api/history gives them for
+    the range drawn, `count` orders in all; returns what it shows. (The newest events are in
+    the minute not closed yet: their history record comes when it closes.)"""
+
+    def drawn(bucket: dict[str, Any]) -> list[int]:  # a long and a short rectangle, if any
+        return [int(bucket["long_usd"] > 0), int(bucket["short_usd"] > 0)]
+
+    url = f"http://127.0.0.1:{api.env['LIQSTREAM_WEB_PORT']}/api/history"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = await chart_shown(driver)
+        expected = None
+        if shown and (shown["exchange"], shown["coin"]) == (exchange, coin):
+            params = {"from": str(shown["from"]), "to": str(shown["to"]), "interval": "5m"}
+            params.update({"exchange": exchange} if exchange else {})
+            params.update({"coin": coin} if coin else {})
+            async with session.get(url, params=params) as response:
+                body = await response.json()
+            expected = [
+                [b["start"], b["long_usd"], b["short_usd"], b["count"], *drawn(b)]
+                for b in body["buckets"]
+            ]
+            if shown["bars"] == expected and sum(b[3] for b in expected) == count:
+                assert shown["interval"] == "5m" and shown["line"] == len(expected)
+                return shown
+        assert time.monotonic() < deadline, (shown, expected)
+        await asyncio.sleep(0.3)
+
+
+async def click_row(driver, table: str, attribute: str, value: str) -> None:
+    def click() -> None:
+        selector = f"#{table} tbody tr[data-{attribute}='{value}'] td"
+        driver.find_element("css selector", selector).click()
+
+    await asyncio.to_thread(click)
+
+
+@pytest.mark.skipif(
+    not HAVE_BROWSER and not os.environ.get("CI"), reason="chromium not installed here"
+)
+async def test_chart_shows_a_clicked_coins_bars_and_follows_live(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """The chart starts on the market's last 24 h in 5m bars; clicking a coin's row shows that
+    coin's bars (long and short stacked, the count line), clicking an exchange's row that
+    exchange's, each bar as /api/history gives it; new events of the coin shown change its
+    bars without a reload."""
+    settings = worker_settings(kafka_settings)
+    async with served(settings, tmp_path, {"LIQSTREAM_WINDOWS": settings.windows}) as (
+        api,
+        totals,
+        session,
+        open_page,
+    ):
+        first = recent_events(400, seed=51)
+        await produce(settings, first)
+        await totals.wait_for_count(400)
+        driver = await open_page()
+        market = await chart_equals_api(driver, session, api, None, None, 400)
+        assert len(market["bars"]) in (288, 289)  # 24 h of 5 minutes (an unfinished one)
+        btc = sum(1 for e in first if e.coin == "BTC")
+        assert 0 < btc < 400
+        await text_becomes(driver, "chart-scope", "MARKET")  # headings upper case by CSS
+        await click_row(driver, "coins", "coin", "BTC")
+        await text_becomes(driver, "chart-scope", "BTC")
+        shown = await chart_equals_api(driver, session, api, None, "BTC", btc)
+        assert any(bar[4] and bar[5] for bar in shown["bars"])  # longs and shorts stacked
+        selected = await asyncio.to_thread(
+            lambda: driver.find_element("css selector", "#coins tr.selected").text
+        )
+        assert selected.startswith("BTC")
+
+        more = [e for e in recent_events(300, seed=52) if e.coin == "BTC"]
+        await produce(settings, more)
+        await totals.wait_for_count(400 + len(more))
+        await chart_equals_api(driver, session, api, None, "BTC", btc + len(more))  # no reload
+
+        exchange = first[0].exchange
+        await click_row(driver, "exchanges", "exchange", exchange)
+        await text_becomes(driver, "chart-scope", exchange.upper())
+        everything = first + more
+        on_exchange = sum(1 for e in everything if e.exchange == exchange)
+        await chart_equals_api(driver, session, api, exchange, None, on_exchange)
