@@ -37,6 +37,17 @@ def _setup_logging(level: str) -> None:
     )
 
 
+def _check_kafka(settings: Settings, *, require_reachable: bool = False) -> None:
+    """Stop at once, saying why, when Kafka refuses our SASL login or TLS handshake (the
+    clients would retry that for ever)."""
+    from stream.kafka import check_login
+
+    try:
+        asyncio.run(check_login(settings, require_reachable=require_reachable))
+    except LiqstreamError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def shutdown_requested() -> threading.Event:
     """An event set by SIGINT or SIGTERM; install it before starting anything to stop."""
     stop = threading.Event()
@@ -93,7 +104,11 @@ def topics() -> None:
     """Create the liqstream topics on LIQSTREAM_KAFKA_BOOTSTRAP if they are missing."""
     settings = _settings()
     _setup_logging(settings.log_level)
-    created = asyncio.run(_create_topics(settings))
+    _check_kafka(settings, require_reachable=True)
+    try:
+        created = asyncio.run(_create_topics(settings))
+    except LiqstreamError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 
@@ -150,6 +165,7 @@ def collect(
     settings = _settings()
     _setup_logging(settings.log_level)
     feeds = _feeds(names)
+    _check_kafka(settings)
     asyncio.run(
         run_collect(
             settings,
@@ -180,6 +196,7 @@ def collect_node(fills_dir: Path, from_beginning: bool) -> None:
 
     settings = _settings()
     _setup_logging(settings.log_level)
+    _check_kafka(settings)
     asyncio.run(run_collect_node(settings, fills_dir, from_beginning=from_beginning))
 
 
@@ -269,6 +286,7 @@ def worker() -> None:
     _setup_logging(settings.log_level)
     if ignored:
         log.warning("ignored Faust's variables %s", ", ".join(ignored))
+    _check_kafka(settings)
     try:
         run_worker(settings)
     except ConfigError as exc:  # e.g. an invalid rules file: refuse to start
@@ -283,6 +301,7 @@ def api() -> None:
 
     settings = _settings()
     _setup_logging(settings.log_level)
+    _check_kafka(settings)
     run_api(settings)
 
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from stream.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from stream.localkafka import LocalKafka
 
 # CI machines run tests in parallel next to other jobs: a property test's example may take
 # longer than Hypothesis' 200 ms deadline there without being wrong, so the CI profile has no
@@ -42,6 +47,25 @@ def kafka_bootstrap() -> Iterator[str]:
     print(f"\nstarted Apache Kafka broker on {bootstrap} (data {broker.data_dir})")
     try:
         yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def sasl_kafka() -> Iterator[LocalKafka]:
+    """A second broker of our own, its one client listener SASL_SSL (a CA made for the
+    session; a SCRAM-SHA-512 and a PLAIN user with random passwords): managed Kafka's setup."""
+    from stream.localkafka import LocalKafka
+    from stream.localkafka.security import SaslSsl
+
+    users = SaslSsl(
+        scram_users={"liq-scram": secrets.token_urlsafe(18)},
+        plain_users={"liq-plain": secrets.token_urlsafe(18)},
+    )
+    broker = LocalKafka(heap="512m", sasl=users)
+    print(f"\nstarted SASL_SSL Apache Kafka broker on {broker.start()}")
+    try:
+        yield broker
     finally:
         broker.stop()
 

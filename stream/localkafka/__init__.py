@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,11 +22,19 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
 
 from stream.errors import LiqstreamError
+from stream.localkafka.security import (
+    LISTENER,
+    SaslSsl,
+    listener_properties,
+    make_tls,
+    scram_format_args,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +107,26 @@ def die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def broker_properties(data_dir: Path, host: str, port: int, controller_port: int) -> str:
+def broker_properties(
+    data_dir: Path,
+    host: str,
+    port: int,
+    controller_port: int,
+    listener: str = "PLAINTEXT",
+    extra: Sequence[str] = (),
+) -> str:
+    """server.properties: one client listener (`listener` is PLAINTEXT or SASL_SSL, which
+    then needs `extra`: stream.localkafka.security.listener_properties) and the controller."""
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{host}:{controller_port}",
-            f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://{host}:{port}",
+            f"listeners={listener}://{host}:{port},CONTROLLER://{host}:{controller_port}",
+            f"advertised.listeners={listener}://{host}:{port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={listener}",
+            f"listener.security.protocol.map={listener}:{listener},CONTROLLER:PLAINTEXT",
             f"log.dirs={data_dir / 'logs'}",
             "num.partitions=1",
             "offsets.topic.replication.factor=1",
@@ -121,6 +139,7 @@ def broker_properties(data_dir: Path, host: str, port: int, controller_port: int
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             "log.cleaner.backoff.ms=1000",
+            *extra,
             "",
         ]
     )
@@ -130,6 +149,8 @@ class LocalKafka:
     """Start/stop one KRaft broker+controller; use as a context manager.
 
     `data_dir` None means a temporary directory removed on stop. Port 0 picks a free port.
+    `sasl` makes the one client listener SASL_SSL (its CA certificate is `ca_file` once
+    started) instead of PLAINTEXT.
     """
 
     def __init__(
@@ -140,6 +161,7 @@ class LocalKafka:
         port: int = 0,
         heap: str = "512m",
         cache: Path | None = None,
+        sasl: SaslSsl | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -152,6 +174,8 @@ class LocalKafka:
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
+        self.sasl = sasl
+        self.ca_file: Path | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -175,7 +199,7 @@ class LocalKafka:
             *args,
         ]
 
-    def _format(self, properties: Path) -> None:
+    def _format(self, properties: Path, *extra: str) -> None:
         if (self.data_dir / "logs" / "meta.properties").is_file():
             return  # already formatted: keep the data of an earlier run
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -185,6 +209,7 @@ class LocalKafka:
             "format",
             f"--cluster-id={cluster_id}",
             f"--config={properties}",
+            *extra,
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -197,10 +222,19 @@ class LocalKafka:
         fetch_jars(self.cache)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
+        listener, extra, format_args = "PLAINTEXT", [], []
+        if self.sasl is not None:
+            tls = make_tls(self.data_dir / "tls", self.host)
+            self.ca_file = tls.ca_pem
+            listener, format_args = LISTENER, scram_format_args(self.sasl)
+            extra = listener_properties(self.sasl, tls, secrets.token_urlsafe(16))
         properties.write_text(
-            broker_properties(self.data_dir, self.host, self.port, self.controller_port)
+            broker_properties(
+                self.data_dir, self.host, self.port, self.controller_port, listener, extra
+            )
         )
-        self._format(properties)
+        properties.chmod(0o600)  # passwords of the SASL listener
+        self._format(properties, *format_args)
         log_file = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self._java("kafka.Kafka", str(properties)),
