@@ -9,6 +9,8 @@
    the time from its send to the first `*:*:24h` totals record that includes it.
 4. Serving (bench/serving.py): 1,000 SSE clients and 100 req/s of /api/totals while the worker
    takes 2,000 events/s, with the API in its own process and in the worker's.
+5. History memory (bench/history_memory.py): bytes per busy scope and day that /api/history's
+   store holds in its 1m and hourly tiers, and its query times.
 Figures go to bench/results/<timestamp>.json and are summarised in docs/benchmarks.md.
 """
 
@@ -34,6 +36,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.baselines import naive_faust_hopping, raw_consumer_sums
+from bench.history_memory import measure_history_memory
 from bench.serving import measure_serving
 from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
@@ -340,6 +343,9 @@ async def main(
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
+        if only in (None, "history-memory"):
+            results["history_memory"] = measure_history_memory()
+            print("history memory", results["history_memory"], flush=True)
         # (label, events, worker environment): the large run once more with the demo's five
         # rules, on topics of its own (a worker reading batches already forwarded would skip
         # stage one's work)
@@ -349,7 +355,7 @@ async def main(
             ("large", big_count, {}),
             ("large-rules", big_count, with_rules),
         )
-        if only in ("breach-latency", "serving"):
+        if only in ("breach-latency", "serving", "history-memory"):
             runs = ()
         elif only == "throughput":
             runs = runs[1:]
@@ -411,7 +417,7 @@ if __name__ == "__main__":
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--only",
-        choices=["breach-latency", "throughput", "serving"],
+        choices=["breach-latency", "throughput", "serving", "history-memory"],
         default=None,
         help="run one measurement only",
     )
