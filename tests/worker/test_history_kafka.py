@@ -115,6 +115,23 @@ async def history_matches(
     assert all(b["start"] % 300_000 == 0 for b in market["buckets"])
 
 
+async def follow_history(worker: Worker, frames: list[dict]) -> None:
+    """`event: history` records of /api/stream?coin=BTC, into `frames` (until cancelled)."""
+    base = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/api/stream", params={"coin": "BTC"}) as response,
+    ):
+        assert response.status == 200
+        kind = None
+        async for raw in response.content:
+            text = raw.decode().rstrip("\n")
+            if text.startswith("event: "):
+                kind = text.removeprefix("event: ")
+            elif text.startswith("data: ") and kind == "history":
+                frames.append(orjson.loads(text.removeprefix("data: ")))
+
+
 async def test_history_equals_the_offline_series_after_a_session_and_a_kill_9(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
@@ -127,6 +144,8 @@ async def test_history_equals_the_offline_series_after_a_session_and_a_kill_9(
         async with Totals(settings) as totals, History(settings) as history:
             await totals.wait_for_count(3_000)
             await history_matches(worker, history, first)
+            frames: list[dict] = []
+            following = asyncio.create_task(follow_history(worker, frames))
 
             second = recent_events(20_000, seed=12)
             producing = asyncio.create_task(produce(settings, second))
@@ -134,11 +153,19 @@ async def test_history_equals_the_offline_series_after_a_session_and_a_kill_9(
                 await asyncio.sleep(0.05)
             assert not producing.done()  # the stream is still flowing when the worker dies
             worker.stop(signal.SIGKILL)
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
             await producing
             await produce(settings, second[:1_000] + first[-500:])  # the producer repeats itself
             worker.start()
             everything = first + second
             await totals.wait_for_count(len(everything), timeout_s=180)
             await history_matches(worker, history, everything)
+            # live: the second batch's events (late for buckets already closed) reached the
+            # stream as history records of the followed coin only, the topic's values
+            assert frames and {(f["coin"], f["resolution_ms"]) for f in frames} == {("BTC", 60_000)}
+            for frame in frames:
+                key = f"{frame['exchange'] or '*'}:BTC:{frame['start']}"
+                assert frame["count"] <= history.latest[key]["count"]
     finally:
         worker.stop(signal.SIGKILL)
