@@ -45,25 +45,29 @@ class TooManyRejects(Rejected):
         """Rejected.__init__ sets it; the text always follows the counts."""
 
 
-def _summary(parsed: Parsed) -> TooManyRejects | None:
-    """The frame's summary reject once it holds `MAX_REJECTS_PER_FRAME` (made on first use)."""
+def _record(parsed: Parsed, reason: str, detail: Callable[[], str]) -> None:
+    """Keep a reject below the frame's cap, else count it in the `too_many_rejects` summary
+    (its text never built). The first `unknown_symbol` is always kept, in place of the last
+    kept reject, because it is what makes the shell refresh the instruments."""
     rejects = parsed.rejects
     if len(rejects) < MAX_REJECTS_PER_FRAME:
-        return None
+        rejects.append(Rejected(reason, printable(detail())))
+        return
     summary = rejects[-1]
     if not isinstance(summary, TooManyRejects):
         summary = TooManyRejects()
         rejects.append(summary)
-    return summary
+    if reason == UNKNOWN_SYMBOL and all(r.reason != UNKNOWN_SYMBOL for r in rejects):
+        displaced = rejects[-2]
+        summary.more[displaced.reason] += 1
+        rejects[-2] = Rejected(reason, printable(detail()))
+        return
+    summary.more[reason] += 1
 
 
 def add_reject(parsed: Parsed, rejected: Rejected) -> None:
     """Record one reject, keeping a frame's rejects bounded (see `MAX_REJECTS_PER_FRAME`)."""
-    summary = _summary(parsed)
-    if summary is None:
-        parsed.rejects.append(Rejected(rejected.reason, printable(rejected.detail)))
-    else:
-        summary.more[rejected.reason] += 1
+    _record(parsed, rejected.reason, lambda: rejected.detail)
 
 
 def printable(text: str) -> str:
@@ -141,11 +145,7 @@ def _shallow_text(item: Any, depth: int) -> str:
 
 
 def reject(parsed: Parsed, reason: str, item: Any) -> None:
-    summary = _summary(parsed)
-    if summary is None:
-        parsed.rejects.append(Rejected(reason, item_text(item)))
-    else:
-        summary.more[reason] += 1  # past the cap: counted, its text never built
+    _record(parsed, reason, lambda: item_text(item))
 
 
 def number(value: Any) -> float:
@@ -194,12 +194,8 @@ def parse_items(
 
 
 def _item_reject(parsed: Parsed, reason: str, why: str, item: Any) -> None:
-    """A reject of one item: why, then the item's text (built only below the frame's cap)."""
-    summary = _summary(parsed)
-    if summary is None:
-        parsed.rejects.append(Rejected(reason, printable(f"{why} in {item_text(item)}")))
-    else:
-        summary.more[reason] += 1
+    """A reject of one item: why, then the item's text."""
+    _record(parsed, reason, lambda: f"{why} in {item_text(item)}")
 
 
 def lookup(instruments: Instruments, symbol: Any, parsed: Parsed, item: Any) -> Instrument | None:

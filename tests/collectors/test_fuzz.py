@@ -191,6 +191,16 @@ def test_dydx_flood_of_broken_items_counts_the_rest() -> None:
     )
 
 
+def test_an_unknown_symbol_past_the_cap_is_still_kept() -> None:
+    """The shell refreshes instruments on an `unknown_symbol` reject: the cap never hides it."""
+    unknown = BINANCE_VALID.replace('"BTCUSDT"', '"QQQ"')
+    parsed = assert_sound(corpus("binance-usdm"), "[" + "{}," * 30 + unknown + "]")
+    reasons = [r.reason for r in parsed.rejects]
+    assert len(reasons) == MAX_REJECTS_PER_FRAME + 1
+    assert reasons[-2:] == ["unknown_symbol", TOO_MANY_REJECTS]
+    assert parsed.rejects[-1].detail == ("and 11 more rejects in this frame (unexpected_shape 11)")
+
+
 def test_binance_side_that_is_a_list_is_a_reject() -> None:
     """Issue 15's reproduction (it raised `TypeError: unhashable type`)."""
     parsed = assert_sound(corpus("binance-usdm"), BINANCE_SIDE_LIST)
