@@ -6,6 +6,7 @@ Every setting has a default that works on one machine; invalid values fail at st
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -31,6 +32,23 @@ def parse_duration_ms(text: str) -> int:
                 break
             return value
     raise ValueError(f"{text!r} is not a duration like 90s, 5m, 1h or 2d")
+
+
+def _check_cafile(path: Path, protocol: str) -> None:
+    """LIQSTREAM_KAFKA_SSL_CAFILE must be PEM certificates, and used: TLS protocols only."""
+    if not path.is_file():
+        raise ValueError(f"LIQSTREAM_KAFKA_SSL_CAFILE={path} is not a file")
+    if protocol not in ("SSL", "SASL_SSL"):
+        raise ValueError(
+            f"LIQSTREAM_KAFKA_SSL_CAFILE is set, but LIQSTREAM_KAFKA_SECURITY_PROTOCOL={protocol}"
+            " does not use TLS: use SSL or SASL_SSL"
+        )
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise ValueError(
+            f"LIQSTREAM_KAFKA_SSL_CAFILE={path} holds no readable PEM certificate ({exc.reason})"
+        ) from None
 
 
 class Settings(BaseSettings):
@@ -182,8 +200,21 @@ class Settings(BaseSettings):
                 )
             if self.kafka_sasl_password is None:
                 raise ValueError("LIQSTREAM_KAFKA_SASL_PASSWORD is required with SASL")
-        if self.kafka_ssl_cafile is not None and not self.kafka_ssl_cafile.is_file():
-            raise ValueError(f"LIQSTREAM_KAFKA_SSL_CAFILE={self.kafka_ssl_cafile} is not a file")
+        else:
+            # Credentials that would be ignored: connecting without them fails far from here.
+            given = [
+                env_name(name)
+                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} set, but LIQSTREAM_KAFKA_SECURITY_PROTOCOL="
+                    f"{self.kafka_security_protocol} does not log in: use SASL_SSL or "
+                    "SASL_PLAINTEXT"
+                )
+        if self.kafka_ssl_cafile is not None:
+            _check_cafile(self.kafka_ssl_cafile, self.kafka_security_protocol)
         return self
 
     @property

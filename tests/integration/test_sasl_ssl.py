@@ -146,6 +146,17 @@ def test_a_wrong_password_stops_the_command_with_the_reason(
     assert_no_secret(output, [wrong, *secrets_of(sasl_kafka)])
 
 
+def test_a_mechanism_the_listener_does_not_offer_is_named(
+    sasl_kafka: LocalKafka, topic_prefix: str
+) -> None:
+    env = sasl_env(sasl_kafka, SCRAM, topic_prefix)
+    env["LIQSTREAM_KAFKA_SASL_MECHANISM"] = "SCRAM-SHA-256"  # the broker offers 512 and PLAIN
+    result = liqstream(env, "topics")
+    assert result.returncode == 1
+    assert "does not accept SASL mechanism SCRAM-SHA-256" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_an_untrusted_broker_certificate_names_the_ca_setting(
     sasl_kafka: LocalKafka, topic_prefix: str
 ) -> None:
@@ -201,9 +212,9 @@ class Process:
 async def test_collector_worker_and_api_over_sasl_ssl(
     sasl_kafka: LocalKafka, topic_prefix: str, tmp_path: Path
 ) -> None:
-    """A fake venue -> `liqstream collect` (PLAIN) -> `liqstream worker` (SCRAM-SHA-512:
+    """A fake venue -> `liqstream collect` (SCRAM-SHA-512) -> `liqstream worker` (PLAIN:
     stage one's aiokafka batcher, Faust's stage two, the view and webhook consumers) -> the
-    totals topic, /api/totals and a breach POSTed to a webhook."""
+    totals topic, /api/totals and a breach POSTed to a webhook. Both log at DEBUG."""
     secrets = secrets_of(sasl_kafka)
     settings = sasl_settings(sasl_kafka, SCRAM, topic_prefix)
     assert liqstream(sasl_env(sasl_kafka, SCRAM, topic_prefix), "topics").returncode == 0
@@ -228,7 +239,7 @@ async def test_collector_worker_and_api_over_sasl_ssl(
 
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {name: any-order, metric: count, window: 1h, above: 0}\n")
-    worker_env = sasl_env(sasl_kafka, SCRAM, topic_prefix)
+    worker_env = sasl_env(sasl_kafka, PLAIN, topic_prefix)
     web_port = free_port()
     worker_env.update(
         LIQSTREAM_DATA_DIR=str(tmp_path / "worker"),
@@ -237,9 +248,8 @@ async def test_collector_worker_and_api_over_sasl_ssl(
         LIQSTREAM_TOTALS_MIN_INTERVAL="250ms",
         LIQSTREAM_RULES_FILE=str(rules),
         LIQSTREAM_WEBHOOK_URLS=f"http://127.0.0.1:{hook_port}/hook",
-        LIQSTREAM_LOG_LEVEL="INFO",  # Faust's DEBUG would slow a loaded machine to a crawl
     )
-    collect_env = sasl_env(sasl_kafka, PLAIN, topic_prefix)
+    collect_env = sasl_env(sasl_kafka, SCRAM, topic_prefix)
     collect_env["LIQSTREAM_DATA_DIR"] = str(tmp_path / "collector")
     worker = Process(worker_env, tmp_path / "worker.log", "worker")
     collector = Process(
@@ -255,7 +265,7 @@ async def test_collector_worker_and_api_over_sasl_ssl(
     try:
         topics = Topics.with_prefix(topic_prefix)
         events = await consume_until(settings, topics.liquidations, lambda v: len(v) >= 30)
-        assert len({e["id"] for e in events}) == len(frames)  # the collector published (PLAIN)
+        assert len({e["id"] for e in events}) == len(frames)  # the collector published
 
         def all_counted(values: list[dict]) -> bool:
             return any(v["count"] == len(frames) and v["window"] == "24h" for v in values)
@@ -287,7 +297,9 @@ async def test_collector_worker_and_api_over_sasl_ssl(
         await fake.stop()
         await runner.cleanup()
     outputs = collector.output + worker.output
-    assert "Authenticated as" in collector.output  # aiokafka at DEBUG: the login it made
+    assert "Authenticated as liq-scram via SCRAM-SHA-512" in collector.output
+    assert "Authenticated as liq-plain via PLAIN" in worker.output
+    assert "SaslAuthenticateRequest(credentials not logged)" in worker.output  # DEBUG indeed
     assert collector_rc == 0 and worker_rc == 0, outputs[-3000:]
     assert "Traceback" not in outputs
     assert_no_secret(outputs, secrets)
