@@ -122,17 +122,17 @@ def corpus(feed: Feed) -> Corpus:
 # ---- structural mutations (on decoded JSON, re-encoded as text) ----
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     yield prefix
     if isinstance(value, dict):
         for key, child in value.items():
-            yield from _paths(child, (*prefix, key))
+            yield from paths(child, (*prefix, key))
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _paths(child, (*prefix, index))
+            yield from paths(child, (*prefix, index))
 
 
-def _to_text(value: Any, path: tuple[Any, ...], replacement: str) -> str:
+def replace_at(value: Any, path: tuple[Any, ...], replacement: str) -> str:
     """`value` as JSON text with the node at `path` replaced by the JSON text `replacement`."""
     marker = "\x00liqstream-fuzz\x00"
     if not path:
@@ -147,22 +147,22 @@ def _to_text(value: Any, path: tuple[Any, ...], replacement: str) -> str:
 
 def wrong_type(frame: Any, rng: random.Random) -> str:
     """One field (at any depth, the whole frame included) given a poison value."""
-    path = rng.choice(list(_paths(frame)))
-    return _to_text(frame, path, rng.choice(POISON_JSON))
+    path = rng.choice(list(paths(frame)))
+    return replace_at(frame, path, rng.choice(POISON_JSON))
 
 
 def deep_nesting(frame: Any, rng: random.Random) -> str:
-    path = rng.choice(list(_paths(frame)))
+    path = rng.choice(list(paths(frame)))
     depth = rng.choice((200, 1_000, DEEP))
     opener, closer = rng.choice((("[", "]"), ('{"a":', "}")))
-    return _to_text(frame, path, opener * depth + "1" + closer * depth)
+    return replace_at(frame, path, opener * depth + "1" + closer * depth)
 
 
 def drop_key(frame: Any, rng: random.Random) -> str:
-    paths = [p for p in _paths(frame) if p]
-    if not paths:
+    keyed = [p for p in paths(frame) if p]
+    if not keyed:
         return orjson.dumps(frame).decode()
-    path = rng.choice(paths)
+    path = rng.choice(keyed)
     copy = orjson.loads(orjson.dumps(frame))
     node = copy
     for step in path[:-1]:
@@ -173,14 +173,14 @@ def drop_key(frame: Any, rng: random.Random) -> str:
 
 def multiply_items(frame: Any, rng: random.Random) -> str:
     """The first list in the frame repeated many times, with every copy broken: a flood."""
-    for path in _paths(frame):
+    for path in paths(frame):
         node = frame
         for step in path:
             node = node[step]
         if isinstance(node, list) and node:
             count = rng.choice((100, 2_000, 20_000))
             items = ",".join(rng.choice(('{"x":1}', "null", "[1]", '"x"')) for _ in range(count))
-            return _to_text(frame, path, "[" + items + "]")
+            return replace_at(frame, path, "[" + items + "]")
     return orjson.dumps(frame).decode()
 
 
@@ -289,11 +289,11 @@ def silent_type_mutations(c: Corpus) -> list[str]:
     silent = []
     for seed in c.data_seeds:
         frame = orjson.loads(seed)
-        for path in _paths(frame):
+        for path in paths(frame):
             for poison in POISON_JSON:
                 if poison.startswith('"\\ud') or quiet_allowed(frame, path, poison):
                     continue
-                parsed = c.feed.parse(_to_text(frame, path, poison), c.book, RECEIVED_TS)
+                parsed = c.feed.parse(replace_at(frame, path, poison), c.book, RECEIVED_TS)
                 if not parsed.events and not parsed.rejects:
                     silent.append(f"{c.feed.name}: {list(path)} = {poison[:40]} in {seed[:120]}")
     return silent
@@ -328,14 +328,14 @@ def booleans_read_as_numbers(c: Corpus) -> list[str]:
     found = []
     for seed in c.data_seeds:
         frame = orjson.loads(seed)
-        for path in _paths(frame):
+        for path in paths(frame):
             if not _numeric(_node(frame, path)):
                 continue
-            as_true = _outcome(c, _to_text(frame, path, "true"))
-            as_null = _outcome(c, _to_text(frame, path, "null"))
+            as_true = _outcome(c, replace_at(frame, path, "true"))
+            as_null = _outcome(c, replace_at(frame, path, "null"))
             if len(as_true[0]) <= len(as_null[0]):
                 continue  # the boolean made no event that null would not
-            if as_true == _outcome(c, _to_text(frame, path, "1")):
+            if as_true == _outcome(c, replace_at(frame, path, "1")):
                 found.append(f"{c.feed.name}: {list(path)} in {seed[:120]}")
     return found
 

@@ -121,10 +121,10 @@ def test_any_json_value_in_any_field(name: str, data: st.DataObject) -> None:
     events or rejects unless the change made it a frame that carries no liquidation."""
     c = corpus(name)
     frame = orjson.loads(data.draw(st.sampled_from(c.data_seeds), label="seed"))
-    path = data.draw(st.sampled_from(list(fuzzing._paths(frame))), label="path")
+    path = data.draw(st.sampled_from(list(fuzzing.paths(frame))), label="path")
     value = data.draw(json_values, label="value")
     replacement = json.dumps(value)
-    parsed = assert_sound(c, fuzzing._to_text(frame, path, replacement))
+    parsed = assert_sound(c, fuzzing.replace_at(frame, path, replacement))
     if not fuzzing.quiet_allowed(frame, path, replacement):
         assert parsed.events or parsed.rejects, (path, replacement)
 
