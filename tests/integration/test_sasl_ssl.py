@@ -174,6 +174,9 @@ def test_plaintext_client_on_the_sasl_ssl_listener_is_refused(
 ) -> None:
     """The listener is SASL_SSL only: nothing reaches the data without the login."""
     env = sasl_env(sasl_kafka, SCRAM, topic_prefix)
+    for variable in list(env):
+        if variable.startswith(("LIQSTREAM_KAFKA_SASL_", "LIQSTREAM_KAFKA_SSL_")):
+            del env[variable]
     env["LIQSTREAM_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
     result = liqstream(env, "topics")
     assert result.returncode == 1
