@@ -132,7 +132,28 @@ class WorkerAgents:
         # bucket here may hold a batch its changelog record does not. That batch is delivered
         # again (not committed) but skipped for this bucket, so write such buckets again.
         self.rewrite = [b for b, value in buckets.items() if value["o"] >= committed]
-        await self.breaches.recover(self.active, now, committed)
+        applied = max((value["o"] for value in buckets.values()), default=-1)
+        if self.active and applied >= end:
+            # Offsets of one topic only grow: a state holding a batch at or past the topic's
+            # end was built from a batches topic since deleted and created again. Its offsets
+            # would make every new batch of those buckets look applied already (for up to a
+            # day): keep the counts, forget the offsets, and write every bucket again.
+            log.warning(
+                "%s was recreated: the state applied batches up to offset %d, the topic ends "
+                "at %d; rebuilding the state's batch offsets (totals kept)",
+                self.topics.batches,
+                applied,
+                end,
+            )
+            for value in buckets.values():
+                value["o"] = -1
+            self.rewrite = list(buckets)
+            if committed > end:  # an offset the group kept of the old topic
+                committed = 0
+                await self.app.consumer.seek(TP(self.topics.batches, 0), 0)
+        # Rule records of the old topic's batches were all published: none is repeated.
+        rules_from = applied + 1 if self.active and applied >= end else committed
+        await self.breaches.recover(self.active, now, rules_from)
         self.history.recover(self.active)
         # Time may have moved rules past their thresholds while no worker ran: look at every
         # rule once the batches already waiting have been applied (the totals lag until then).
