@@ -8,6 +8,7 @@ import pytest
 from stream.collectors import lighter
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.registry import FEEDS as REGISTERED
+from stream.collectors.subscriptions import assign, batches
 from stream.collectors.venue import Instrument
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
@@ -225,3 +226,14 @@ def test_an_item_without_a_string_type_is_rejected_not_skipped() -> None:
     frame["liquidation_trades"][0]["type"] = None
     parsed = FEED.parse(orjson.dumps(frame).decode(), INSTRUMENTS, RECEIVED_TS)
     assert parsed.events == [] and [r.reason for r in parsed.rejects] == ["unexpected_shape"]
+
+
+def test_a_full_listing_is_spread_over_connections_of_at_most_100_markets() -> None:
+    per_symbol = FEED.per_symbol
+    assert per_symbol is not None
+    topics = [per_symbol.topic(f"COIN{n}:{n}") for n in range(150)]
+    shards, left_out = assign([], topics, per_symbol.limits)
+    assert left_out == [] and sorted(len(shard) for shard in shards) == [50, 100]
+    assert set().union(*shards) == set(topics)
+    # one channel per subscribe message, as the docs show it
+    assert all(len(batch) == 1 for batch in batches(shards[0], per_symbol.limits))

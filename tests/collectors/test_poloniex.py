@@ -8,6 +8,7 @@ import pytest
 from stream.collectors import poloniex
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.registry import FEEDS as REGISTERED
+from stream.collectors.subscriptions import assign, batches
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = poloniex.FEEDS
@@ -156,3 +157,12 @@ def test_feed_declares_poloniex_endpoints() -> None:
 @pytest.mark.parametrize("seq", [1, 2])  # one-way (posSide BOTH) and hedge mode frames
 def test_render_round_trip(symbol: str, side: str, seq: int) -> None:
     assert_round_trip(FEED, INSTRUMENTS, symbol, side, 2.5, 1234.5, 1762290000000, seq)
+
+
+def test_a_full_listing_goes_on_one_connection_in_messages_of_10() -> None:
+    per_symbol = FEED.per_symbol
+    assert per_symbol is not None
+    symbols = [f"C{n:03d}_USDT_PERP" for n in range(125)]
+    shards, left_out = assign([], symbols, per_symbol.limits)
+    assert left_out == [] and len(shards) == 1  # no per-connection cap is documented
+    assert [len(b) for b in batches(shards[0], per_symbol.limits)] == [10] * 12 + [5]
