@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
+import orjson
 import pytest
 
+from stream.config import load_settings
+from stream.view.consumer import ViewFeeder
+from stream.view.fanout import StreamFilter
 from stream.view.history import HistoryStore
-from stream.view.state import BadRequest
+from stream.view.state import BadRequest, GlobalView
 from stream.worker.history import history_record
 from stream.worker.web import OPENAPI
 from tests.api.test_openapi import answer_schema, conforms
+from tests.api.test_view import FEEDS, WINDOWS
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -162,3 +168,18 @@ def test_the_answer_is_as_documented() -> None:
     assert answer["buckets"][-12]["largest"] is not None  # one with, the others without
     conforms(spec, answer_schema(spec, "/api/history"), answer, "/api/history")
     conforms(spec, answer_schema(spec, "/api/history", "400"), {"error": "why"}, "/api/history")
+
+
+def test_the_feeder_takes_history_records_tells_them_and_skips_bad_ones() -> None:
+    feeder = ViewFeeder(load_settings(), GlobalView(WINDOWS, FEEDS))
+    topic = feeder.topics.history
+    good = record(T0, 2_500_000, coin="ETH")
+    feeder._apply(topic, f"*:ETH:{T0}".encode(), orjson.dumps(good))
+    feeder._apply(topic, b"*:ETH:1", b'{"start": "soon"}')  # not a history record
+    feeder._apply(topic, f"*:ETH:{T0}".encode(), None)  # a tombstone: not ours, ignored
+    assert feeder.unreadable == 1
+    assert feeder.history.fine == {(None, "ETH"): {T0: (2_500_000, 0, 1, 0, ANY)}}
+    assert feeder.fanout.tick(0.0)
+    frame = feeder.fanout.since(0, StreamFilter(coin=("ETH",)))
+    assert frame == b"event: history\ndata: " + orjson.dumps(good) + b"\n\n"
+    assert feeder.fanout.since(0, StreamFilter(coin=("BTC",))) == b""
