@@ -327,6 +327,7 @@ async def main(
     only: str | None = None,
     clients: int = 1_000,
     serving_seconds: int = 30,
+    serving_load: tuple[int, int] = (2_000, 100),  # events/s into the worker, /api/totals req/s
 ) -> dict:
     bootstrap = os.environ.get("LIQSTREAM_KAFKA_BOOTSTRAP")
     broker = None
@@ -396,7 +397,13 @@ async def main(
             results["serving"] = []
             for mode in ("alone", "api", "worker"):
                 run = await measure_serving(
-                    settings, workdir / f"serving-{mode}", mode, clients, seconds=serving_seconds
+                    settings,
+                    workdir / f"serving-{mode}",
+                    mode,
+                    clients,
+                    totals_per_s=serving_load[1],
+                    rate_per_s=serving_load[0],
+                    seconds=serving_seconds,
                 )
                 print("serving", json.dumps(run), flush=True)
                 results["serving"].append(run)
@@ -423,6 +430,8 @@ if __name__ == "__main__":
     )
     parser.add_argument("--clients", type=int, default=1_000, help="SSE clients (serving)")
     parser.add_argument("--serving-seconds", type=int, default=30, help="serving run length")
+    parser.add_argument("--serving-events", type=int, default=2_000, help="events/s (serving)")
+    parser.add_argument("--serving-totals", type=int, default=100, help="/api/totals req/s")
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -432,5 +441,6 @@ if __name__ == "__main__":
             arguments.only,
             arguments.clients,
             arguments.serving_seconds,
+            (arguments.serving_events, arguments.serving_totals),
         )
     )
