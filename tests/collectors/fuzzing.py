@@ -410,7 +410,7 @@ def check_normalize(feed: Feed, book: InstrumentBook, lines: list[bytes], tally:
             tally.lost.append(f"normalize {feed.name}: reject without reason {line[:200]}")
     for number, line in enumerate(lines, start=1):
         try:
-            text = line.decode()
+            text = line.rstrip(b"\r\n").decode()  # as normalize reads a CRLF line
         except UnicodeDecodeError:
             expected = True
         else:
