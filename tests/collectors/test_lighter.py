@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
 import orjson
 import pytest
+from aiohttp import web
 
 from stream.collectors import lighter
-from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.connection import FeedConnection
+from stream.collectors.instruments import InstrumentBook, bundled_snapshot
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
 from stream.collectors.venue import Instrument
+from stream.fake_exchange import FakeExchange
+from tests.collectors.test_shells import TOPICS, RecordingPublisher
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = lighter.FEEDS
@@ -237,3 +247,83 @@ def test_a_full_listing_is_spread_over_connections_of_at_most_100_markets() -> N
     assert set().union(*shards) == set(topics)
     # one channel per subscribe message, as the docs show it
     assert all(len(batch) == 1 for batch in batches(shards[0], per_symbol.limits))
+
+
+async def _order_book_details(markets: list[dict]) -> tuple[web.AppRunner, str]:
+    """A local `GET /api/v1/orderBookDetails` answering `markets` as Lighter's REST does."""
+
+    async def details(request: web.Request) -> web.Response:
+        return web.json_response({"code": 200, "order_book_details": markets})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/orderBookDetails", details)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/api/v1/orderBookDetails"
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+    assert condition(), what
+
+
+async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    """150 active perpetuals from REST: two connections (at most 100 markets each, the fake
+    refuses more), one liquidation per market once subscribed; the market the venue refuses
+    is left out with its reason while every other one is live."""
+    markets = [
+        {"symbol": f"C{n}", "market_id": n, "market_type": "perp", "status": "active"}
+        for n in range(150)
+    ]
+    runner, url = await _order_book_details(markets)
+    book = InstrumentBook(FEED, tmp_path, url=url)
+
+    def one_liquidation(channel: str) -> str | None:
+        symbol = next((s for s in book.symbols() if FEED_TOPIC(s) == channel), None)
+        if symbol is None or FEED.render is None:
+            return None
+        return FEED.render(
+            book[symbol], "short", 3.0, 2.0, 1_762_290_000_000, int(lighter.market_id(symbol))
+        )
+
+    fake = FakeExchange(FEED, [], unknown_topics={"trade/7"}, frame_on_subscribe=one_liquidation)
+    publisher = RecordingPublisher()
+    pipeline = FeedPipeline(FEED, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def live() -> set[str]:
+        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
+
+    def coverage() -> dict:
+        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1] if records else {}
+
+    try:
+        wanted = {f"C{n}:{n}" for n in range(150)} - {"C7:7"}
+        await _until(lambda: wanted <= live(), "every market but the refused one live")
+        assert "C7:7" not in live()
+        assert fake.connections == 2
+        assert sorted(len(s.topics) for s in fake.sessions.values()) == [49, 100]
+        await _until(lambda: bool(coverage().get("rejected")), "the refusal in coverage")
+        assert coverage()["rejected"] == [
+            {"topic": "trade/7", "reason": "30012: invalid channel: trade/7"}
+        ]
+        assert coverage()["instruments_listed"] == 150
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await runner.cleanup()
+
+
+def FEED_TOPIC(symbol: str) -> str:  # noqa: N802 - the feed's own topic function
+    assert FEED.per_symbol is not None
+    return FEED.per_symbol.topic(symbol)
