@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import orjson
 import pytest
+from aiohttp import web
 
 from stream.collectors import poloniex
-from stream.collectors.instruments import bundled_snapshot
+from stream.collectors.connection import FeedConnection
+from stream.collectors.instruments import InstrumentBook, bundled_snapshot
+from stream.collectors.metrics import CollectorMetrics
+from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
+from stream.fake_exchange import FakeExchange
+from tests.collectors.test_shells import TOPICS, RecordingPublisher
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = poloniex.FEEDS
@@ -166,3 +175,60 @@ def test_a_full_listing_goes_on_one_connection_in_messages_of_10() -> None:
     shards, left_out = assign([], symbols, per_symbol.limits)
     assert left_out == [] and len(shards) == 1  # no per-connection cap is documented
     assert [len(b) for b in batches(shards[0], per_symbol.limits)] == [10] * 12 + [5]
+
+
+async def test_every_symbol_live_and_a_refused_one_costs_only_itself(tmp_path: Path) -> None:
+    """25 open symbols from a local allInstruments answer, subscribed 10 to a message on one
+    connection; the venue refuses one symbol (an error naming none), so its batch is refused,
+    each of that batch is retried alone, and only the unknown one stays out with its reason."""
+    rows = [
+        {"symbol": f"C{n:02d}_USDT_PERP", "bCcy": f"C{n:02d}", "qCcy": "USDT", "ctVal": "0.1"}
+        | {"ctType": "LINEAR", "status": "OPEN"}
+        for n in range(25)
+    ]
+
+    async def all_instruments(request: web.Request) -> web.Response:
+        return web.json_response({"code": 200, "msg": "Success", "data": rows})
+
+    app = web.Application()
+    app.router.add_get("/v3/market/allInstruments", all_instruments)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/v3/market/allInstruments"
+    book = InstrumentBook(FEED, tmp_path, url=url)
+    refused = "C13_USDT_PERP"
+
+    def one_liquidation(symbol: str) -> str | None:
+        if symbol not in book or FEED.render is None:
+            return None
+        return FEED.render(book[symbol], "long", 4.0, 3.0, 1_762_290_000_000, 2)
+
+    fake = FakeExchange(FEED, [], unknown_topics={refused}, frame_on_subscribe=one_liquidation)
+    publisher = RecordingPublisher()
+    pipeline = FeedPipeline(FEED, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def live() -> set[str]:
+        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
+
+    def rejected() -> list[dict]:
+        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1]["rejected"] if records else []
+
+    try:
+        wanted = {row["symbol"] for row in rows} - {refused}
+        async with asyncio.timeout(60):
+            while not (wanted <= live() and rejected()):
+                await asyncio.sleep(0.05)
+        assert refused not in live() and fake.connections == 1
+        assert rejected() == [{"topic": refused, "reason": f"invalid symbol: {refused}"}]
+        subscribes = [orjson.loads(m) for m in fake.client_messages if '"subscribe"' in m]
+        assert max(len(m["symbols"]) for m in subscribes) == 10
+        assert [m["symbols"] for m in subscribes if refused in m["symbols"]][-1] == [refused]
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await runner.cleanup()
