@@ -16,12 +16,18 @@ from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
+from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = poloniex.FEEDS
-INSTRUMENTS = bundled_snapshot("poloniex")
+SNAPSHOT = bundled_snapshot("poloniex")  # BTC_USDT_PERP: ctVal 0.001 BTC, as documented
+# and a symbol the REST answer adds (rest_all_instruments.json: ctVal 0.01 ETH)
+INSTRUMENTS = {
+    **SNAPSHOT,
+    "ETH_USDT_PERP": Instrument("ETH_USDT_PERP", "ETH", "USDT", "linear", 0.01),
+}
 
 
 def test_documented_frame_one_way_mode() -> None:
