@@ -35,27 +35,38 @@ def build_feeder(settings: Settings) -> ViewFeeder:
 
 
 class FeederCounters(Collector):
-    """The feeder's plain counts, exported at scrape time (nothing counted per record)."""
+    """The feeder's plain counts, exported at scrape time (nothing counted per record): those
+    of the streams, and with `unreadable` the records the view skipped (the worker exports
+    that one itself)."""
 
-    def __init__(self, feeder: ViewFeeder) -> None:
+    def __init__(self, feeder: ViewFeeder, *, unreadable: bool = True) -> None:
         self.feeder = feeder
+        self.unreadable = unreadable
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         feeder = self.feeder
-        for name, value, meaning in (
-            ("liqstream_view_unreadable", feeder.unreadable, "Records the API skipped"),
+        counts = [
             ("liqstream_stream_dropped", feeder.dropped, "Stream clients ended, behind"),
             ("liqstream_stream_ticks", feeder.fanout.seq, "Ticks that sent changes"),
             ("liqstream_stream_coalesced", feeder.fanout.coalesced, "Changes superseded"),
-        ):
+        ]
+        if self.unreadable:
+            counts.append(("liqstream_view_unreadable", feeder.unreadable, "Records skipped"))
+        for name, value, meaning in counts:
             yield CounterMetricFamily(name, meaning, value=value)
+
+
+def register_stream_metrics(
+    registry: CollectorRegistry, feeder: ViewFeeder, *, unreadable: bool = True
+) -> None:
+    registry.register(FeederCounters(feeder, unreadable=unreadable))
+    clients = Gauge("liqstream_stream_clients", "Open /api/stream clients", registry=registry)
+    clients.set_function(lambda: len(feeder.subscribers))
 
 
 def api_registry(feeder: ViewFeeder) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(FeederCounters(feeder))
-    clients = Gauge("liqstream_stream_clients", "Open /api/stream clients", registry=registry)
-    clients.set_function(lambda: len(feeder.subscribers))
+    register_stream_metrics(registry, feeder)
     return registry
 
 

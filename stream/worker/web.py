@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from stream.view.consumer import ViewFeeder
 from stream.view.routes import OPENAPI, ApiRoutes, Handler
+from stream.view.server import register_stream_metrics
 from stream.worker.agents import WorkerAgents
 
 __all__ = ["OPENAPI", "register_web"]
@@ -62,6 +63,7 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
     if feeder.settings.worker_api:  # else only `liqstream api` serves them
         for path, handler in ApiRoutes(feeder).routes():
             app.page(path, name=path)(_page(handler))
+        register_stream_metrics(registry, feeder, unreadable=False)  # the worker counts that
 
     return registry
 

@@ -187,6 +187,10 @@ async def test_two_workers_answer_alike_live_stream_and_bad_parameters(
 
             async with session.get(base(one) + "/openapi.json") as response:
                 assert await response.json() == json.loads(OPENAPI.read_text())
+            async with session.get(base(two) + "/metrics") as response:
+                metrics = await response.text()  # the streams of a worker that serves them
+            assert "liqstream_stream_clients " in metrics
+            assert "liqstream_stream_ticks_total " in metrics
     finally:
         one.stop(signal.SIGKILL)
         two.stop(signal.SIGKILL)
