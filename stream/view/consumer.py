@@ -108,6 +108,8 @@ class ViewFeeder:
     def tick(self) -> None:
         """Publishes the changes since the last tick and wakes every client: each takes what
         it is due when it is ready, so none waits for another."""
+        if not self.subscribers:  # nothing to encode for (a worker whose API is off)
+            self.fanout.forget_pending()
         if self.fanout.tick(time.monotonic()):
             for subscriber in self.subscribers:
                 subscriber.wake.set()

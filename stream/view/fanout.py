@@ -93,6 +93,11 @@ class Fanout:
             self.coalesced += 1
         self._pending[(kind, key)] = (kind, record)
 
+    def forget_pending(self) -> None:
+        """Drops the changes not yet published (nobody listens: a client that subscribes
+        later starts from the next tick)."""
+        self._pending.clear()
+
     def tick(self, now_s: float) -> bool:
         """Publishes the pending changes (True if there were any) and forgets the ticks
         older than `max_lag_s`."""

@@ -199,3 +199,16 @@ def test_stream_filters_refuse_what_the_totals_query_refuses(params: dict, messa
     with pytest.raises(BadRequest) as error:
         GlobalView(WINDOWS, FEEDS).stream_filter(params)
     assert message in str(error.value)
+
+
+def test_with_nobody_subscribed_nothing_is_encoded_and_a_later_client_starts_afresh() -> None:
+    feeder = ViewFeeder(load_settings(), GlobalView(WINDOWS, FEEDS))
+    record = totals(None, None, "24h", 1)
+    feeder._apply(feeder.topics.totals, key(record).encode(), orjson.dumps(record))
+    feeder.tick()
+    assert feeder.fanout.seq == 0  # no tick published: nobody to send it to
+    late = feeder.subscribe(EVERYTHING)
+    newer = totals(None, None, "24h", 2)
+    feeder._apply(feeder.topics.totals, key(newer).encode(), orjson.dumps(newer))
+    feeder.tick()
+    assert frames(feeder.fanout.since(late.cursor, EVERYTHING) or b"") == [("totals", newer)]
