@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     IllegalSaslStateError,
+    KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
@@ -154,40 +155,65 @@ def _login_problem(settings: Settings, server: str, exc: BaseException) -> str |
     return None
 
 
+def _closed_on_us(exc: BaseException) -> bool:
+    """The server took the connection and dropped it unanswered: what a TLS listener does to
+    a plaintext client and a plaintext listener to a TLS one (a down server refuses)."""
+    if isinstance(exc, KafkaConnectionError):
+        return str(exc).endswith(" closed")
+    return isinstance(exc, ConnectionResetError | ssl.SSLEOFError)
+
+
 async def check_login(
-    settings: Settings, *, require_reachable: bool = False, timeout_s: float = 15.0
+    settings: Settings,
+    *,
+    require_reachable: bool = False,
+    timeout_s: float = 15.0,
+    recheck_s: float = 1.0,
 ) -> None:
     """Connect to the bootstrap servers once, TLS and SASL included, before any client starts.
 
     aiokafka reports a rejected password only as "Unable to bootstrap" and its clients (and
     Faust) retry it for ever; this names the cause and raises KafkaLoginError instead. A
     server that does not answer is not a login problem: the clients' own retries handle
-    Kafka starting later, unless `require_reachable` (one-shot commands).
+    Kafka starting later, unless `require_reachable` (one-shot commands). A server that drops
+    the connection unanswered twice, `recheck_s` apart, speaks another protocol.
     """
     options = client_options(settings)
     options.pop("bootstrap_servers")
     unreachable: list[str] = []
     for server in (part.strip() for part in settings.kafka_bootstrap.split(",")):
         host, _, port = server.rpartition(":")
-        try:
-            connection = await asyncio.wait_for(
-                create_conn(
-                    host,
-                    int(port),
-                    client_id="liqstream-login-check",
-                    request_timeout_ms=int(timeout_s * 1000),
-                    **options,
-                ),
-                timeout_s,
-            )
-        except (KafkaError, OSError, TimeoutError) as exc:
-            problem = _login_problem(settings, server, exc)
-            if problem is not None:
-                raise KafkaLoginError(problem) from None
-            unreachable.append(f"{server} ({exc!r})")
-            continue
-        connection.close()
-        return
+        for attempt in (1, 2):
+            try:
+                connection = await asyncio.wait_for(
+                    create_conn(
+                        host,
+                        int(port),
+                        client_id="liqstream-login-check",
+                        request_timeout_ms=int(timeout_s * 1000),
+                        **options,
+                    ),
+                    timeout_s,
+                )
+            except (KafkaError, OSError, TimeoutError) as exc:
+                problem = _login_problem(settings, server, exc)
+                if problem is not None:
+                    raise KafkaLoginError(problem) from None
+                if _closed_on_us(exc) and attempt == 1:
+                    await asyncio.sleep(recheck_s)  # or a broker stopping just then
+                    continue
+                if _closed_on_us(exc):
+                    protocol = settings.kafka_security_protocol
+                    raise KafkaLoginError(
+                        f"Kafka at {server} closed the connection without an answer, twice: is "
+                        f"LIQSTREAM_KAFKA_SECURITY_PROTOCOL={protocol} what this listener "
+                        "speaks? (a TLS listener drops plaintext clients, a plaintext one TLS)"
+                    ) from None
+                unreachable.append(f"{server} ({exc!r})")
+                break
+            else:
+                connection.close()
+                return
     if require_reachable:
         raise KafkaUnreachableError(
             "cannot reach Kafka (LIQSTREAM_KAFKA_BOOTSTRAP): " + "; ".join(unreachable)

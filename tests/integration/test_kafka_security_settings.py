@@ -17,7 +17,7 @@ from aiokafka.protocol.admin import SaslAuthenticateRequest_v0, SaslAuthenticate
 
 from stream.config import Settings, load_settings
 from stream.errors import ConfigError
-from stream.kafka import _login_problem
+from stream.kafka import _closed_on_us, _login_problem
 
 PASSWORD = "hunter2-never-shown"
 
@@ -92,3 +92,11 @@ def test_aiokafka_never_logs_a_plain_login(
     assert caplog.records, "the request is still logged"
     assert "SaslAuthenticateRequest(credentials not logged)" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_a_connection_dropped_unanswered_is_told_from_a_down_server() -> None:
+    assert _closed_on_us(KafkaConnectionError("Connection at 127.0.0.1:9092 closed"))
+    assert _closed_on_us(ConnectionResetError())  # a TLS handshake the listener dropped
+    assert not _closed_on_us(ConnectionRefusedError())  # nobody listening: wait for Kafka
+    assert not _closed_on_us(KafkaConnectionError("Unable to bootstrap from [...]"))
+    assert not _closed_on_us(TimeoutError())

@@ -169,6 +169,20 @@ def test_an_untrusted_broker_certificate_names_the_ca_setting(
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_tls_against_a_plaintext_listener_names_the_protocol_setting(
+    sasl_kafka: LocalKafka, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    env = sasl_env(sasl_kafka, SCRAM, topic_prefix)
+    env["LIQSTREAM_KAFKA_BOOTSTRAP"] = kafka_bootstrap  # the suite's PLAINTEXT broker
+    result = liqstream(env, "collect", "--exchange", "binance-usdm", "--offline")
+    assert result.returncode == 1
+    assert f"Kafka at {kafka_bootstrap} closed the connection without an answer" in (result.stderr)
+    assert "is LIQSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_SSL what this listener speaks?" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_plaintext_client_on_the_sasl_ssl_listener_is_refused(
     sasl_kafka: LocalKafka, topic_prefix: str
 ) -> None:
@@ -178,9 +192,11 @@ def test_plaintext_client_on_the_sasl_ssl_listener_is_refused(
         if variable.startswith(("LIQSTREAM_KAFKA_SASL_", "LIQSTREAM_KAFKA_SSL_")):
             del env[variable]
     env["LIQSTREAM_KAFKA_SECURITY_PROTOCOL"] = "PLAINTEXT"
-    result = liqstream(env, "topics")
+    result = liqstream(env, "collect", "--exchange", "binance-usdm", "--offline")
     assert result.returncode == 1
-    assert "cannot reach Kafka (LIQSTREAM_KAFKA_BOOTSTRAP)" in result.stderr
+    assert "is LIQSTREAM_KAFKA_SECURITY_PROTOCOL=PLAINTEXT what this listener speaks?" in (
+        result.stderr
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
