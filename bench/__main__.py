@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.baselines import naive_faust_hopping, raw_consumer_sums
 from bench.history_memory import measure_history_memory
-from bench.serving import measure_serving
+from bench.serving import measure_fanout_cpu, measure_serving
 from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
 from stream.demo import RULES as DEMO_RULES
@@ -356,7 +356,7 @@ async def main(
             ("large", big_count, {}),
             ("large-rules", big_count, with_rules),
         )
-        if only in ("breach-latency", "serving", "history-memory"):
+        if only in ("breach-latency", "serving", "fanout", "history-memory"):
             runs = ()
         elif only == "throughput":
             runs = runs[1:]
@@ -393,6 +393,12 @@ async def main(
                 settings, workdir / "breach", rate_per_s=2_000, seconds=20
             )
             print("breach latency", results["breach_latency"], flush=True)
+        if only in (None, "serving", "fanout"):
+            results["fanout_cpu"] = []
+            for n in (100, clients):
+                fanout = await measure_fanout_cpu(n)
+                print("fan-out cpu", json.dumps(fanout), flush=True)
+                results["fanout_cpu"].append(fanout)
         if only in (None, "serving"):
             results["serving"] = []
             for mode in ("alone", "api", "worker"):
@@ -424,7 +430,7 @@ if __name__ == "__main__":
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--only",
-        choices=["breach-latency", "throughput", "serving", "history-memory"],
+        choices=["breach-latency", "throughput", "serving", "fanout", "history-memory"],
         default=None,
         help="run one measurement only",
     )

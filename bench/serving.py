@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.sse_clients import LoopLag
@@ -391,4 +392,109 @@ async def measure_serving(
             "p99_ms": percentile(latencies, 0.99),
             "max_ms": max(latencies, default=None),
         },
+    }
+
+
+def market_records(count: int) -> list[dict[str, Any]]:
+    """`count` distinct totals records shaped as the worker writes them (24h window)."""
+    exchanges = ["binance", "bybit", "okx", "bitmex", "gate", "htx", "kraken", "deribit", None]
+    coins = ["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", None]
+    records = []
+    for exchange in exchanges:
+        for coin in coins:
+            for window in ("5m", "1h", "24h"):
+                largest = {
+                    "id": f"{exchange}-{coin}",
+                    "exchange": exchange or "okx",
+                    "symbol": f"{coin or 'BTC'}USDT",
+                    "side": "long",
+                    "price": 64_000.5,
+                    "quantity": 1.25,
+                    "notional_usd": 80_000.625,
+                    "ts": 1_764_000_000_000,
+                }
+                records.append(
+                    {
+                        "exchange": exchange,
+                        "coin": coin,
+                        "window": window,
+                        "as_of": 1_764_000_000_000,
+                        "total_usd": 1_234_567.89,
+                        "long_usd": 1_000_000.0,
+                        "short_usd": 234_567.89,
+                        "count": 42,
+                        "long_count": 30,
+                        "short_count": 12,
+                        "largest": largest if exchange and coin else None,
+                    }
+                )
+    return records[:count]
+
+
+async def measure_fanout_cpu(
+    clients: int, records_per_tick: int = 150, seconds: float = 10.0
+) -> dict[str, Any]:
+    """The API's CPU per client per tick, on real sockets and without Kafka: this process
+    serves /api/stream (stream.view.server's app) to `clients` clients of
+    bench/sse_clients.py, changing `records_per_tick` totals records every stream interval.
+    CPU time is the process's own (time.process_time), so, unlike the delays above, it does
+    not depend on what else runs on the machine."""
+    from aiohttp import web
+
+    from stream.config import load_settings
+    from stream.view.server import build_app, build_feeder
+
+    feeder = build_feeder(load_settings())
+    feeding = asyncio.create_task(asyncio.Event().wait())  # stands in for the Kafka reader
+    runner = web.AppRunner(build_app(feeder, feeding), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    out = Path(f"/tmp/liqstream-fanout-{os.getpid()}.json")
+    sse = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.sse_clients",
+        str(port),
+        str(clients),
+        str(out),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert sse.stdin is not None and sse.stdout is not None
+    try:
+        if (await asyncio.wait_for(sse.stdout.readline(), 300)).strip() != b"ready":
+            raise RuntimeError("the SSE clients did not connect")
+        records = market_records(records_per_tick)
+        interval_s = feeder.settings.stream_interval_ms / 1000
+        totals_topic = feeder.topics.totals
+        ticks, started, cpu_started = 0, time.monotonic(), time.process_time()
+        while time.monotonic() - started < seconds:
+            for record in records:
+                record["count"] += 1
+                name = f"{record['exchange'] or '*'}:{record['coin'] or '*'}:{record['window']}"
+                feeder._apply(totals_topic, name.encode(), orjson.dumps(record))
+            feeder.tick()
+            ticks += 1
+            await asyncio.sleep(interval_s)
+        await asyncio.sleep(1)  # the last writes
+        cpu_s_used = time.process_time() - cpu_started
+    finally:
+        sse.stdin.close()
+        await asyncio.wait_for(sse.wait(), 120)
+        received = json.loads(out.read_text())
+        out.unlink()
+        feeding.cancel()
+        await runner.cleanup()
+    per_tick_ms = 1000 * cpu_s_used / ticks
+    return {
+        "clients": clients,
+        "records_per_tick": records_per_tick,
+        "ticks": ticks,
+        "cpu_ms_per_tick": round(per_tick_ms, 1),
+        "cpu_us_per_client_per_tick": round(1000 * per_tick_ms / max(clients, 1), 1),
+        "kb_per_client_per_tick": round(
+            sum(c["bytes"] for c in received["clients"]) / max(clients, 1) / ticks / 1024, 1
+        ),
+        "clients_ended": sum(c["ended"] for c in received["clients"]),
     }
