@@ -266,9 +266,20 @@ async def test_dashboard_shows_api_numbers_and_follows_live(
     await run_page(settings, tmp_path)
 
 
+# The screenshot's chart: BTC (a click on its row), 1m bars from a minute before the
+# session (the range picker's "from", in the browser's local time).
+CHART_SHOT = """
+  document.querySelector("#coins tbody tr[data-coin='BTC'] td").click();
+  const local = new Date(arguments[0] - new Date().getTimezoneOffset() * 60e3);
+  document.getElementById("range-from").value = local.toISOString().slice(0, 16);
+  document.getElementById("range-apply").click();
+"""
+
+
 def main() -> None:
     """Render docs/dashboard.png (or --screenshot PATH): `liqstream dev` with its demo session,
-    about 40 s into the cascade, as a user sees it."""
+    the cascade over (its minutes closed, so the chart has them), as a user sees it, with
+    BTC's row clicked and the chart's range from just before the session."""
     import argparse
     import json
     import subprocess
@@ -280,7 +291,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--screenshot", type=Path, default=Path("docs/dashboard.png"))
-    parser.add_argument("--after", type=float, default=40.0, help="seconds into the demo")
+    parser.add_argument("--after", type=float, default=150.0, help="seconds into the demo")
     arguments = parser.parse_args()
     path = arguments.screenshot.resolve()
     web_port = free_port()
@@ -300,6 +311,7 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{web_port}"
         started = time.monotonic()
+        session_ms = int(time.time() * 1000)
         while time.monotonic() - started < 120:
             time.sleep(1)
             try:
@@ -312,6 +324,8 @@ def main() -> None:
         driver = browser()
         driver.get(base + "/")
         time.sleep(4)
+        driver.execute_script(CHART_SHOT, session_ms - 60_000)
+        time.sleep(3)
         # the whole page, down to the venue coverage panel
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(1440, height + 140)  # the window's frame around the page
