@@ -400,6 +400,7 @@ async def chart_equals_api(
     exchange: str | None,
     coin: str | None,
     count: int,
+    interval: str = "5m",
     timeout_s: float = 150,
 ) -> dict[str, Any]:
     """Waits until the chart shows the scope's bars exactly as /api/history gives them for
@@ -415,7 +416,7 @@ async def chart_equals_api(
         shown = await chart_shown(driver)
         expected = None
         if shown and (shown["exchange"], shown["coin"]) == (exchange, coin):
-            params = {"from": str(shown["from"]), "to": str(shown["to"]), "interval": "5m"}
+            params = {"from": str(shown["from"]), "to": str(shown["to"]), "interval": interval}
             params.update({"exchange": exchange} if exchange else {})
             params.update({"coin": coin} if coin else {})
             async with session.get(url, params=params) as response:
@@ -425,10 +426,20 @@ async def chart_equals_api(
                 for b in body["buckets"]
             ]
             if shown["bars"] == expected and sum(b[3] for b in expected) == count:
-                assert shown["interval"] == "5m" and shown["line"] == len(expected)
+                assert shown["interval"] == interval and shown["line"] == len(expected)
                 return shown
         assert time.monotonic() < deadline, (shown, expected)
         await asyncio.sleep(0.3)
+
+
+# The range picker as a user fills it: from and to in the browser's local time, then "show".
+PICK_RANGE = """
+  const offset = new Date().getTimezoneOffset() * 60e3;
+  const local = (ms) => new Date(ms - offset).toISOString().slice(0, 16);
+  document.getElementById("range-from").value = local(arguments[0]);
+  document.getElementById("range-to").value = local(arguments[1]);
+  document.getElementById("range-apply").click();
+"""
 
 
 async def click_row(driver, table: str, attribute: str, value: str) -> None:
@@ -447,8 +458,9 @@ async def test_chart_shows_a_clicked_coins_bars_and_follows_live(
 ) -> None:
     """The chart starts on the market's last 24 h in 5m bars; clicking a coin's row shows that
     coin's bars (long and short stacked, the count line), clicking an exchange's row that
-    exchange's, each bar as /api/history gives it; new events of the coin shown change its
-    bars without a reload."""
+    exchange's, each bar as /api/history gives it; a range picked by hand gives 1m bars, and
+    new events of the coin shown change its bars without a reload (by the stream's history
+    records: a picked range does not slide); the 24h preset goes back to 5m bars."""
     settings = worker_settings(kafka_settings)
     async with served(settings, tmp_path, {"LIQSTREAM_WINDOWS": settings.windows}) as (
         api,
@@ -474,14 +486,25 @@ async def test_chart_shows_a_clicked_coins_bars_and_follows_live(
         )
         assert selected.startswith("BTC")
 
+        # a range picked by hand (two hours back to one ahead: 1m bars) no longer slides with
+        # the clock, so only the stream's history records can change it from here on
+        now_ms = int(time.time() * 1000)
+        await asyncio.to_thread(
+            driver.execute_script, PICK_RANGE, now_ms - 7_200_000, now_ms + 3_600_000
+        )
+        await chart_equals_api(driver, session, api, None, "BTC", btc, interval="1m")
         more = [e for e in recent_events(300, seed=52) if e.coin == "BTC"]
         await produce(settings, more)
         await totals.wait_for_count(400 + len(more))
-        await chart_equals_api(driver, session, api, None, "BTC", btc + len(more))  # no reload
+        await chart_equals_api(driver, session, api, None, "BTC", btc + len(more), interval="1m")
 
         exchange = first[0].exchange
         await click_row(driver, "exchanges", "exchange", exchange)
         await text_becomes(driver, "chart-scope", exchange.upper())
         everything = first + more
         on_exchange = sum(1 for e in everything if e.exchange == exchange)
+        await chart_equals_api(driver, session, api, exchange, None, on_exchange, interval="1m")
+        await asyncio.to_thread(  # back to a preset: the last 24 h, sliding again
+            lambda: driver.find_element("css selector", "#ranges button[data-range='24h']").click()
+        )
         await chart_equals_api(driver, session, api, exchange, None, on_exchange)
