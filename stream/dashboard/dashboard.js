@@ -288,8 +288,10 @@ function drawChart() {
     stroke: "var(--warn)", "stroke-width": 1.5, "stroke-linejoin": "round" }));
   box.replaceChildren(root);
   const total = buckets.reduce((a, b) => [a[0] + b.long_usd, a[1] + b.short_usd, a[2] + b.count], [0, 0, 0]);
-  document.getElementById("chart-info").textContent = `${data.interval} bars · longs ${usd(total[0])} · `
+  const summary = `${data.interval} bars · longs ${usd(total[0])} · `
     + `shorts ${usd(total[1])} · ${total[2].toLocaleString()} orders`;
+  document.getElementById("chart-info").textContent = summary;
+  root.addEventListener("mouseleave", () => { document.getElementById("chart-info").textContent = summary; });
 }
 
 function showScope(exchange, coin) { // a row was clicked: its series, over the range shown
