@@ -12,7 +12,7 @@ import orjson
 from stream.collectors.dedup import RecentIds
 from stream.collectors.instruments import InstrumentBook
 from stream.collectors.parsing import printable
-from stream.collectors.venue import Feed
+from stream.collectors.venue import Feed, Flushes, Parsed
 from stream.config import Settings
 from stream.errors import Rejected
 from stream.rules.evaluator import RuleEvaluator
@@ -42,6 +42,9 @@ def normalize_lines(
     one summary.
     """
     book = instruments if instruments is not None else InstrumentBook(feed, url="")
+    # One parser for the whole input, as the collector keeps one per feed: a stateful one
+    # (Bitfinex pairs a trigger row with the execution row of an earlier frame) sees every line.
+    parse = feed.stateful_parse() if feed.stateful_parse else feed.parse
     recent = RecentIds()
     written = rejected = 0
 
@@ -51,6 +54,17 @@ def normalize_lines(
         err.write(orjson.dumps(record).decode() + "\n")
         rejected += 1
 
+    def write_parsed(number: int, parsed: Parsed) -> None:
+        nonlocal written
+        for event in parsed.events:
+            if recent.add(event.id):
+                out.write(event.to_json().decode() + "\n")
+                written += 1
+        for reject in parsed.rejects:
+            write_reject(number, reject.reason, printable(reject.detail))
+
+    number = 0
+    last_stamp = received_ts if received_ts is not None else time.time_ns() // 1_000_000
     for number, line in enumerate(lines, start=1):
         text, problem = _line_text(line)
         if problem is not None:
@@ -59,13 +73,10 @@ def normalize_lines(
         if not text.strip(_JSON_WHITESPACE):
             continue
         stamp = received_ts if received_ts is not None else time.time_ns() // 1_000_000
-        parsed = feed.parse(text, book, stamp)
-        for event in parsed.events:
-            if recent.add(event.id):
-                out.write(event.to_json().decode() + "\n")
-                written += 1
-        for reject in parsed.rejects:
-            write_reject(number, reject.reason, printable(reject.detail))
+        write_parsed(number, parse(text, book, stamp))
+        last_stamp = stamp
+    if isinstance(parse, Flushes):  # the end of the capture settles what the parser holds
+        write_parsed(number, parse.flush(book, last_stamp))
     return written, rejected
 
 

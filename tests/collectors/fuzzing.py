@@ -408,13 +408,15 @@ def check_normalize(feed: Feed, book: InstrumentBook, lines: list[bytes], tally:
         rejected_lines.add(record["line"])
         if not record.get("reason"):
             tally.lost.append(f"normalize {feed.name}: reject without reason {line[:200]}")
+    # normalize keeps one (possibly stateful) parser for all lines: replay them through another
+    parse = feed.stateful_parse() if feed.stateful_parse else feed.parse
     for number, line in enumerate(lines, start=1):
         try:
             text = line.rstrip(b"\r\n").decode()  # as normalize reads a CRLF line
         except UnicodeDecodeError:
             expected = True
         else:
-            expected = bool(feed.parse(text, book, RECEIVED_TS).rejects)
+            expected = bool(parse(text, book, RECEIVED_TS).rejects)
         if expected and line.strip(b" \t\r") and number not in rejected_lines:
             tally.lost.append(f"normalize {feed.name}: line {number} vanished: {line[:200]!r}")
 

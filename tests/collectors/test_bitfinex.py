@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -288,3 +290,34 @@ def test_render_round_trip(
 ) -> None:
     event = assert_round_trip(FEED, SNAPSHOT, symbol, side, price, coins, ts, seq)
     assert event.id == str(seq)
+
+
+def test_normalize_pairs_rows_across_lines_and_settles_held_rows_at_the_end() -> None:
+    """`liqstream normalize` keeps one parser for its whole input, as the collector does: the
+    live execution row and its later price-less trigger row give the one hand-computed event,
+    and an execution row still waiting for its trigger at the end of input is counted alone."""
+    lines = frame(LIVE_MATCH).strip() + "\n" + frame(LIVE_TRIGGER).strip() + "\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "stream", "normalize", "--exchange", "bitfinex"],
+        input=lines.encode(),
+        capture_output=True,
+        check=True,
+    )
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert (event["id"], event["side"], event["price"], event["quantity"]) == (
+        "143679087",
+        "short",
+        235.52,
+        8.6007,
+    )
+    assert event["notional_usd"] == pytest.approx(2025.636864, rel=1e-12)
+    assert result.stderr.strip() == b""
+
+    held = subprocess.run(
+        [sys.executable, "-m", "stream", "normalize", "--exchange", "bitfinex"],
+        input=frame(LIVE_MATCH).strip().encode() + b"\n",
+        capture_output=True,
+        check=True,
+    )
+    (alone,) = [orjson.loads(line) for line in held.stdout.splitlines()]
+    assert alone["price"] == 235.52 and alone["side"] == "short"
