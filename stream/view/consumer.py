@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,18 +33,23 @@ from stream.view.state import DAY_MS, GlobalView
 log = logging.getLogger(__name__)
 
 TOPIC_POLL_MAX_S = 5.0  # while waiting for the topics to be created
+PING_S = 15.0  # a comment line to stream clients, so that proxies keep idle streams open
 
 
 class Subscriber:
-    """One /api/stream client: its filter, the seq of its last write, and its wake-up call
-    (set at every tick that published something)."""
+    """One /api/stream client: its filter, the seq of its last write, its wake-up call (set at
+    every tick that published something, and every PING_S), whether a ping is due, since when
+    its current write has been waiting (None: not writing) and how to cut it off."""
 
-    __slots__ = ("cursor", "wake", "wanted")
+    __slots__ = ("abort", "cursor", "ping", "wake", "wanted", "writing_since")
 
     def __init__(self, wanted: StreamFilter, cursor: int) -> None:
         self.wanted = wanted
         self.cursor = cursor
         self.wake = asyncio.Event()
+        self.ping = False
+        self.writing_since: float | None = None
+        self.abort: Callable[[], None] | None = None
 
 
 async def wait_for_partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
@@ -94,6 +100,7 @@ class ViewFeeder:
         self.caught_up = False  # read up to the end offsets seen at start
         self.unreadable = 0  # records skipped as not what the view expects
         self.dropped = 0  # stream clients ended for falling behind
+        self._pinged_at = time.monotonic()
         self._told: dict[TopicPartition, int] = {}  # offsets up to which changes were told
 
     def subscribe(self, wanted: StreamFilter) -> Subscriber:
@@ -107,11 +114,25 @@ class ViewFeeder:
 
     def tick(self) -> None:
         """Publishes the changes since the last tick and wakes every client: each takes what
-        it is due when it is ready, so none waits for another."""
+        it is due when it is ready, so none waits for another. Every PING_S each is woken
+        for a ping; one whose write has waited LIQSTREAM_STREAM_MAX_LAG (a client that
+        stopped reading) is cut off. One timer for all: none per client and write."""
+        now = time.monotonic()
         if not self.subscribers:  # nothing to encode for (a worker whose API is off)
             self.fanout.forget_pending()
-        if self.fanout.tick(time.monotonic()):
-            for subscriber in self.subscribers:
+        published = self.fanout.tick(now)
+        ping = now - self._pinged_at >= PING_S
+        if ping:
+            self._pinged_at = now
+        stalled_before = now - self.fanout.max_lag_s
+        for subscriber in list(self.subscribers):
+            since = subscriber.writing_since
+            if since is not None and since < stalled_before and subscriber.abort is not None:
+                self.dropped += 1
+                self.subscribers.discard(subscriber)
+                subscriber.abort()  # its write fails: its handler ends
+            elif published or ping:
+                subscriber.ping = subscriber.ping or ping
                 subscriber.wake.set()
 
     async def _ticks(self, stop: asyncio.Event) -> None:

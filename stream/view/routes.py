@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,6 @@ PACKAGE = Path(__file__).resolve().parent.parent
 OPENAPI = PACKAGE / "worker" / "openapi.json"
 DASHBOARD = PACKAGE / "dashboard"
 TOTALS_CACHE_MAX = 256  # distinct /api/totals filters kept encoded per version of the view
-PING_S = 15.0  # a comment line when nothing else was sent, so proxies keep the stream open
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -39,7 +37,6 @@ class ApiRoutes:
     def __init__(self, feeder: ViewFeeder) -> None:
         self.feeder = feeder
         self.view = feeder.view
-        self.stall_s = feeder.settings.stream_max_lag_ms / 1000
         self._windows = orjson.dumps(list(self.view.windows))
         self._totals_version = -1
         self._totals_cache: dict[tuple[tuple[str, str], ...], bytes] = {}
@@ -135,30 +132,27 @@ class ApiRoutes:
         )
         feeder, fanout = self.feeder, self.feeder.fanout
         subscriber = feeder.subscribe(wanted)  # before the headers: what follows is not missed
+        if request.transport is not None:
+            subscriber.abort = request.transport.abort
         try:
             await response.prepare(request)
             await response.write(b": connected\n\n")
             while True:
-                try:
-                    async with asyncio.timeout(PING_S):  # no task per wait, as wait_for has
-                        await subscriber.wake.wait()
-                except TimeoutError:
-                    await response.write(b": ping\n\n")
-                    continue
+                await subscriber.wake.wait()  # the feeder's tick wakes it, pings and cuts off
                 subscriber.wake.clear()
                 payload = fanout.since(subscriber.cursor, wanted)
                 if payload is None:  # fell behind: end it, the browser reconnects
                     feeder.dropped += 1
                     break
                 subscriber.cursor = fanout.seq
+                if not payload and subscriber.ping:
+                    payload = b": ping\n\n"
+                subscriber.ping = False
                 if payload:
-                    async with asyncio.timeout(self.stall_s):
-                        await response.write(payload)
-        except TimeoutError:  # its write stalled: a client that stopped reading
-            feeder.dropped += 1
-            if request.transport is not None:
-                request.transport.abort()
-        except ConnectionResetError:  # the client went away
+                    subscriber.writing_since = time.monotonic()
+                    await response.write(payload)
+                    subscriber.writing_since = None
+        except ConnectionResetError:  # the client went away, or was cut off for stalling
             pass
         finally:
             feeder.unsubscribe(subscriber)

@@ -4,11 +4,13 @@ that fell behind ended while the others go on."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 
 from stream.config import load_settings
-from stream.view.consumer import ViewFeeder
+from stream.view.consumer import PING_S, ViewFeeder
 from stream.view.fanout import Fanout, StreamFilter
 from stream.view.state import BadRequest, GlobalView
 from tests.api.test_view import FEEDS, WINDOWS, key, totals
@@ -212,3 +214,17 @@ def test_with_nobody_subscribed_nothing_is_encoded_and_a_later_client_starts_afr
     feeder._apply(feeder.topics.totals, key(newer).encode(), orjson.dumps(newer))
     feeder.tick()
     assert frames(feeder.fanout.since(late.cursor, EVERYTHING) or b"") == [("totals", newer)]
+
+
+def test_the_tick_pings_idle_clients_and_cuts_off_a_stalled_write() -> None:
+    feeder = ViewFeeder(load_settings(stream_max_lag="10s"), GlobalView(WINDOWS, FEEDS))
+    idle, stalled = feeder.subscribe(EVERYTHING), feeder.subscribe(EVERYTHING)
+    aborted = []
+    stalled.abort = lambda: aborted.append(True)
+    stalled.writing_since = time.monotonic() - 11  # its write has waited past the lag
+    feeder.tick()
+    assert aborted == [True] and feeder.dropped == 1 and feeder.subscribers == {idle}
+    assert not idle.wake.is_set()  # nothing published, no ping due yet
+    feeder._pinged_at -= PING_S
+    feeder.tick()
+    assert idle.wake.is_set() and idle.ping  # its handler writes a ping
