@@ -116,8 +116,8 @@ class HistoryStore:
 
     # -- input --------------------------------------------------------------------------
     def add(self, record: Mapping[str, Any], now_ms: int) -> None:
-        """One history record (the latest of its key wins). Raises ValueError, changing
-        nothing, for a record not shaped like one."""
+        """One history record (of a key, the one with the most events wins: the latest).
+        Raises ValueError, changing nothing, for a record not shaped like one."""
         _require(dict(record), _RECORD_SHAPE, "history")
         if record["resolution_ms"] != self.resolution_ms or record["start"] % self.resolution_ms:
             raise ValueError(
@@ -140,7 +140,12 @@ class HistoryStore:
         if self.settled and self._cutoff(now_ms) is not None and start < self._cutoff(now_ms):
             self._fold(scope, start, row)  # read again, or published after a long outage
             return
-        self.fine.setdefault(scope, {})[start] = row
+        rows = self.fine.setdefault(scope, {})
+        held = rows.get(start)
+        # A bucket only gains events: a record with fewer is an earlier version of it, read
+        # again after a reconnect before the latest one (the topic read from the beginning).
+        if held is None or held[2] + held[3] <= counts[0] + counts[1]:
+            rows[start] = row
 
     def settle(self, now_ms: int) -> None:
         """The topic was read up to its end: fold and expire from here on."""

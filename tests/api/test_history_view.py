@@ -88,11 +88,12 @@ def test_intervals_sum_exactly_and_every_one_is_present() -> None:
     assert coin["coin"] == "BTC"
 
 
-def test_a_bucket_published_again_replaces_its_earlier_record() -> None:
+def test_a_bucket_published_again_replaces_its_earlier_record_not_the_reverse() -> None:
     store = HistoryStore(MINUTE, 2 * DAY, 30 * DAY)
     store.add(record(T0, 1_000_000), T0)
     store.add(record(T0, 3_000_000, counts=(2, 0)), T0)  # a late event changed it
     store.add(record(T0, 3_000_000, counts=(2, 0)), T0)  # and a repeat after a crash
+    store.add(record(T0, 1_000_000), T0)  # the first version read again (a reconnect)
     (bucket,) = store.query({"from": str(T0), "to": str(T0 + MINUTE), "interval": "1m"}, T0)[
         "buckets"
     ]
