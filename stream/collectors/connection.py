@@ -9,7 +9,10 @@ require (`stream.collectors.subscriptions`). After every listing change the live
 subscribe new instruments and unsubscribe delisted ones (a venue that cannot unsubscribe gets
 that connection renewed). Every subscribe answer is read: a refused topic is logged with the
 venue's reason, counted (`liqstream_subscription_rejects_total`), retried alone once, and the
-rest of its batch sent again.
+rest of its batch sent again. Subscribe and unsubscribe messages leave from each connection's own
+sender task at the venue's pace (`messages_per_second`), so a long listing never holds up
+reading: frames, server heartbeats (answered at once) and subscribe answers are read while the
+rest of the listing is still being sent.
 
 Each connect, disconnect and gap (from the moment a connection was lost until the next one is
 subscribed) goes to `collectors.status`, and so does a `coverage` record (instruments listed,
@@ -65,6 +68,7 @@ class Shard:
     topics: set[str] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     state: SubscriptionState | None = None  # while connected (per-symbol feeds)
+    outbox: asyncio.Queue[Request] | None = None  # requests waiting for the sender's pace
     connected: bool = False
     flowing: bool = False  # a frame arrived since it connected
     attempt: int = 0
@@ -273,7 +277,7 @@ class FeedConnection:
                 self.pipeline.internal_error(exc, None)
                 reason = f"internal_error: {exc!r}"
             shard.connected = shard.flowing = False
-            shard.state = None
+            shard.state = shard.outbox = None
             self._update_connected()
             if self.stop.is_set():
                 self.pipeline.status("disconnected", reason="shutdown", **self._which(shard))
@@ -306,7 +310,8 @@ class FeedConnection:
             for message in per_symbol.preamble:
                 await ws.send(message)
             shard.state = SubscriptionState(per_symbol.limits)
-            await self._send(ws, shard.state.plan(shard.topics, time.monotonic()))
+            shard.outbox = asyncio.Queue()
+            self._send(shard, shard.state.plan(shard.topics, time.monotonic()))
         else:
             symbols = self.pipeline.book.symbols() if feed.needs_symbols else []
             for message in feed.subscribe(symbols):
@@ -324,16 +329,24 @@ class FeedConnection:
         self._emit_coverage(force=True)
         return await self._read(ws, shard)
 
-    async def _send(self, ws: ClientConnection, requests: list[Request]) -> None:
-        per_symbol = self.feed.per_symbol
-        assert per_symbol is not None
-        pause_s = (
-            1.0 / per_symbol.limits.messages_per_second
-            if per_symbol.limits.messages_per_second
-            else 0.0
-        )
+    def _send(self, shard: Shard, requests: list[Request]) -> None:
+        """Queue requests for the connection's sender; their answer clocks start when sent."""
+        if shard.state is None or shard.outbox is None:
+            return
+        shard.state.queued(requests)
         for request in requests:
+            shard.outbox.put_nowait(request)
+
+    async def _sender(self, ws: ClientConnection, shard: Shard) -> None:
+        """Send queued requests in order, no faster than the venue's messages per second."""
+        per_symbol, state, outbox = self.feed.per_symbol, shard.state, shard.outbox
+        assert per_symbol is not None and state is not None and outbox is not None
+        rate = per_symbol.limits.messages_per_second
+        pause_s = 1.0 / rate if rate else 0.0
+        while True:
+            request = await outbox.get()
             await ws.send(per_symbol.request(request.op, request.topics, request.req_id))
+            state.sent(request.req_id, time.monotonic())
             if pause_s:
                 await asyncio.sleep(pause_s)
 
@@ -345,7 +358,7 @@ class FeedConnection:
         requests = state.plan(shard.topics, time.monotonic())
         if not per_symbol.can_unsubscribe and any(r.op == "unsubscribe" for r in requests):
             return False
-        await self._send(ws, requests)
+        self._send(shard, requests)
         self._coverage_soon()
         return True
 
@@ -373,7 +386,7 @@ class FeedConnection:
         if shard.state is not None and per_symbol is not None and per_symbol.can_unsubscribe:
             # the listing may have changed while this answer was on its way
             requests = requests + shard.state.plan(shard.topics, time.monotonic())
-        await self._send(ws, requests)
+        self._send(shard, requests)
         if any(s.state is not None and s.state.pending for s in self.shards):
             self._coverage_soon()  # more answers to come: one record for the burst
         else:
@@ -388,6 +401,7 @@ class FeedConnection:
             if feed.ping_text
             else None
         )
+        sender = asyncio.create_task(self._sender(ws, shard)) if shard.outbox is not None else None
         stop_wait = asyncio.create_task(self.stop.wait())
         changed = asyncio.create_task(shard.changed.wait())
         receive: asyncio.Future[str | bytes] = asyncio.ensure_future(ws.recv())
@@ -405,6 +419,8 @@ class FeedConnection:
                 if timeout_s <= 0:
                     raise IdleConnection(f"no message for {feed.idle_timeout_s:.0f}s")
                 waiters: set[asyncio.Future[object]] = {receive, stop_wait, changed}  # type: ignore[arg-type]
+                if sender is not None:
+                    waiters.add(sender)  # type: ignore[arg-type]
                 done, _ = await asyncio.wait(
                     waiters,
                     timeout=timeout_s,
@@ -412,6 +428,9 @@ class FeedConnection:
                 )
                 if stop_wait in done:
                     return "stopped"
+                if sender is not None and sender in done:
+                    sender.result()  # a failed send ended the connection: raise why
+                    return "sender_ended"
                 if changed in done:
                     shard.changed.clear()
                     changed = asyncio.create_task(shard.changed.wait())
@@ -428,8 +447,9 @@ class FeedConnection:
         finally:
             for task in (stop_wait, changed, receive):
                 task.cancel()
-            if pinger is not None:
-                pinger.cancel()
+            for helper in (pinger, sender):
+                if helper is not None:
+                    helper.cancel()
 
     async def _handle(self, ws: ClientConnection, shard: Shard, message: str | bytes) -> None:
         if not shard.flowing:

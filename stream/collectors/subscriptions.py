@@ -9,7 +9,9 @@ Rules, for every venue alike:
   its topics per message; more topics open more connections (up to connections per IP);
 - every request waits for its answer; a refused topic is retried alone once, then left out
   with the venue's reason; the other topics of a refused batch are sent again;
-- a request with no answer within the timeout counts as refused (reason says so).
+- a request with no answer within the timeout counts as refused (reason says so); its clock
+  starts when it leaves (`sent`), not while it waits its turn behind the venue's pacing
+  (`queued`), and no answer is matched to a request not sent yet.
 """
 
 from __future__ import annotations
@@ -98,6 +100,18 @@ class SubscriptionState:
         self.rejected: dict[str, str] = {}  # given up on: topic -> the venue's reason
         self._retried: set[str] = set()
         self._ids = itertools.count(1)
+        self.unsent: set[str] = set()  # req_ids queued behind the venue's pacing
+
+    def queued(self, requests: Iterable[Request]) -> None:
+        """These requests wait their turn to be sent: no timeout, no answer, until `sent`."""
+        self.unsent.update(request.req_id for request in requests)
+
+    def sent(self, req_id: str, now_s: float) -> None:
+        """The request left now: its answer timeout counts from here."""
+        self.unsent.discard(req_id)
+        request = self.pending.get(req_id)
+        if request is not None:
+            self.pending[req_id] = Request(req_id, request.op, request.topics, now_s)
 
     def _request(self, op: str, topics: Sequence[str], now_s: float) -> Request:
         request = Request(str(next(self._ids)), op, tuple(topics), now_s)
@@ -121,8 +135,14 @@ class SubscriptionState:
 
     def _match(self, reply: SubscribeReply) -> Request | None:
         if reply.req_id is not None:  # a late answer to an expired request matches nothing
+            if reply.req_id in self.unsent:
+                return None
             return self.pending.get(reply.req_id)
-        candidates = [r for r in self.pending.values() if reply.op in (None, r.op)]
+        candidates = [
+            r
+            for r in self.pending.values()
+            if reply.op in (None, r.op) and r.req_id not in self.unsent
+        ]
         if reply.topics:
             named = set(reply.topics) | set(reply.rejected)
             return next((r for r in candidates if named & set(r.topics)), None)
@@ -171,7 +191,11 @@ class SubscriptionState:
 
     def expire(self, now_s: float, timeout_s: float) -> list[Outcome]:
         """Requests unanswered for `timeout_s` count as refused with that reason."""
-        late = [r for r in self.pending.values() if now_s - r.sent_s >= timeout_s]
+        late = [
+            r
+            for r in self.pending.values()
+            if r.req_id not in self.unsent and now_s - r.sent_s >= timeout_s
+        ]
         outcomes = []
         for request in late:
             reason = f"no answer within {timeout_s:g}s"

@@ -119,3 +119,20 @@ def test_a_late_answer_to_an_expired_request_acknowledges_nothing() -> None:
     (retry,) = expired.requests
     assert state.on_reply(SubscribeReply(req_id=first.req_id)) is None
     assert state.acked == set() and list(state.pending) == [retry.req_id]
+
+
+def test_a_queued_request_neither_times_out_nor_takes_an_answer_until_sent() -> None:
+    """Behind the venue's pacing a request may wait seconds: its answer clock starts when it
+    leaves, and an answer naming no request (the oldest waiting is meant) skips unsent ones."""
+    state = SubscriptionState(SubscriptionLimits(source="test"))
+    first, second = state.plan({"a", "b"}, now_s=0.0)
+    state.queued([first, second])
+    assert state.on_reply(SubscribeReply(ok=True), now_s=1.0) is None  # nothing sent yet
+    assert state.expire(now_s=30.0, timeout_s=10.0) == []
+    state.sent(first.req_id, now_s=30.0)
+    assert state.on_reply(SubscribeReply(ok=True), now_s=31.0) is not None
+    assert state.acked == {"a"}
+    state.sent(second.req_id, now_s=32.0)
+    assert state.expire(now_s=41.0, timeout_s=10.0) == []
+    (late,) = state.expire(now_s=42.0, timeout_s=10.0)
+    assert late.refused == [("b", "no answer within 10s")]
