@@ -16,27 +16,8 @@ import msgspec
 import orjson
 
 from stream.errors import Rejected
+from stream.exchanges import EXCHANGES
 
-EXCHANGES = frozenset(
-    {
-        "binance",
-        "bybit",
-        "okx",
-        "bitmex",
-        "deribit",
-        "htx",
-        "gate",
-        "bitfinex",
-        "bitget",
-        "kraken",
-        "dydx",
-        "hyperliquid",
-        "aster",
-        "lighter",
-        "poloniex",
-        "zoomex",
-    }
-)
 SIDES = frozenset({"long", "short"})
 CONTRACT_TYPES = frozenset({"linear", "inverse"})
 

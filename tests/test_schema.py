@@ -311,16 +311,6 @@ def test_what_decode_canonical_takes_validates_to_itself(
     assert (fast.exchange, fast.id, fast.ts) == (event.exchange, event.id, event.ts)
 
 
-def test_faust_record_mirrors_the_schema() -> None:
-    from stream.models import LiquidationRecord
-
-    assert tuple(LiquidationRecord._options.fields) == FIELDS
-    event = make_event(**VALID, id="abc")
-    record = LiquidationRecord.loads(event.to_json(), serializer="json")
-    assert record.asdict() == event.to_dict()
-    assert orjson.loads(record.dumps()) == event.to_dict()
-
-
 def test_ci_runs_property_tests_without_a_deadline() -> None:
     """A loaded CI machine is slow, not wrong: the CI profile (tests/conftest.py) drops
     Hypothesis' per-example deadline and relaxes nothing else."""
