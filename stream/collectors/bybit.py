@@ -35,12 +35,14 @@ from stream.collectors.venue import (
     Instrument,
     Instruments,
     Parsed,
+    Parser,
     PerSymbol,
     SubscribeReply,
     SubscriptionLimits,
 )
 from stream.symbols import canonical_coin
 
+EXCHANGE = "bybit"
 MAX_ARGS_CHARS = 21_000  # per connection (Bybit v5 "WebSocket Connect")
 TOPIC_PREFIX = "allLiquidation."
 LIMITS = SubscriptionLimits(
@@ -215,7 +217,11 @@ def _instrument(symbol: str, instruments: Instruments, inverse: bool) -> Instrum
     return None
 
 
-def _parse(text: str, instruments: Instruments, received_ts: int, inverse: bool) -> Parsed:
+def parse(
+    text: str, instruments: Instruments, received_ts: int, *, exchange: str, inverse: bool
+) -> Parsed:
+    """An `allLiquidation` frame as events of `exchange`: Bybit's, or a venue speaking Bybit's
+    protocol under its own id (Zoomex), whose event ids are then its own."""
     parsed = Parsed()
     frame = load_frame(text, parsed)
     if frame is None:
@@ -234,12 +240,17 @@ def _parse(text: str, instruments: Instruments, received_ts: int, inverse: bool)
         reject(parsed, "unexpected_shape", frame)
         return parsed
     for item in frame["data"]:
-        _parse_item(item, instruments, received_ts, inverse, parsed)
+        _parse_item(item, instruments, received_ts, exchange, inverse, parsed)
     return parsed
 
 
 def _parse_item(
-    item: Any, instruments: Instruments, received_ts: int, inverse: bool, parsed: Parsed
+    item: Any,
+    instruments: Instruments,
+    received_ts: int,
+    exchange: str,
+    inverse: bool,
+    parsed: Parsed,
 ) -> None:
     if not isinstance(item, dict):
         reject(parsed, "unexpected_shape", item)
@@ -259,7 +270,7 @@ def _parse_item(
     add_sized_event(
         parsed,
         item,
-        exchange="bybit",
+        exchange=exchange,
         instrument=instrument,
         side=side,
         size=size,
@@ -269,12 +280,17 @@ def _parse_item(
     )
 
 
-def parse_linear(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return _parse(text, instruments, received_ts, inverse=False)
+def parser(exchange: str, *, inverse: bool) -> Parser:
+    """`parse` for one venue and category, as a feed's `Parser`."""
+
+    def parse_frame(text: str, instruments: Instruments, received_ts: int) -> Parsed:
+        return parse(text, instruments, received_ts, exchange=exchange, inverse=inverse)
+
+    return parse_frame
 
 
-def parse_inverse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return _parse(text, instruments, received_ts, inverse=True)
+parse_linear = parser(EXCHANGE, inverse=False)
+parse_inverse = parser(EXCHANGE, inverse=True)
 
 
 def render(
@@ -326,7 +342,7 @@ PER_SYMBOL = PerSymbol(limits=LIMITS, topic=topic, request=request, read_reply=r
 FEEDS = (
     Feed(
         name="bybit-linear",
-        exchange="bybit",
+        exchange=EXCHANGE,
         url="wss://stream.bybit.com/v5/public/linear",
         subscribe=subscribe,
         parse=parse_linear,
@@ -344,7 +360,7 @@ FEEDS = (
     ),
     Feed(
         name="bybit-inverse",
-        exchange="bybit",
+        exchange=EXCHANGE,
         url="wss://stream.bybit.com/v5/public/inverse",
         subscribe=subscribe,
         parse=parse_inverse,

@@ -2,8 +2,8 @@
 
 Zoomex's v3 API is Bybit's v5 under Zoomex hosts (zoomexglobal.github.io/docs/v3): the same
 topic, frame, subscribe answers, ping and 21,000-character `args` limit, so everything here is
-Bybit's pure functions (`stream.collectors.bybit`) run with Zoomex's exchange id, endpoints and
-documents; nothing is copied.
+Bybit's pure functions (`stream.collectors.bybit`) run with Zoomex's exchange id (its events
+and their ids are Zoomex's from the parse on), endpoints and documents; nothing is copied.
 
 Documented frame ("All Liquidation": "push all liquidations", every 500 ms, USDT and inverse
 contracts):
@@ -22,20 +22,10 @@ contracts):
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import orjson
 
 from stream.collectors import bybit
-from stream.collectors.venue import (
-    Feed,
-    Instruments,
-    Parsed,
-    Parser,
-    PerSymbol,
-    SubscriptionLimits,
-)
-from stream.schema import event_id
+from stream.collectors.venue import Feed, Parser, PerSymbol, SubscriptionLimits
 
 EXCHANGE = "zoomex"
 LIMITS = SubscriptionLimits(
@@ -47,28 +37,6 @@ LIMITS = SubscriptionLimits(
     topics_per_message=10,
     chars_per_connection=bybit.MAX_ARGS_CHARS,
 )
-
-
-def as_zoomex(parsed: Parsed) -> Parsed:
-    """Bybit's reading of a frame, as Zoomex's events: the exchange id, and the id a Zoomex
-    event gets (the same recipe, `schema.event_id`, with Zoomex's exchange id)."""
-    parsed.events = [
-        replace(
-            event,
-            exchange=EXCHANGE,
-            id=event_id(EXCHANGE, event.symbol, event.ts, event.side, event.price, event.quantity),
-        )
-        for event in parsed.events
-    ]
-    return parsed
-
-
-def parse_linear(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return as_zoomex(bybit.parse_linear(text, instruments, received_ts))
-
-
-def parse_inverse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
-    return as_zoomex(bybit.parse_inverse(text, instruments, received_ts))
 
 
 PER_SYMBOL = PerSymbol(
@@ -98,5 +66,8 @@ def _feed(category: str, parse: Parser) -> Feed:
         render=bybit.render,
     )
 
+
+parse_linear = bybit.parser(EXCHANGE, inverse=False)
+parse_inverse = bybit.parser(EXCHANGE, inverse=True)
 
 FEEDS = (_feed("linear", parse_linear), _feed("inverse", parse_inverse))
