@@ -485,6 +485,7 @@ async def measure_fanout_cpu(
         received = json.loads(out.read_text())
         out.unlink()
         feeding.cancel()
+        feeder.close_streams()
         await runner.cleanup()
     per_tick_ms = 1000 * cpu_s_used / ticks
     return {

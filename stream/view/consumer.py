@@ -101,6 +101,7 @@ class ViewFeeder:
         self.unreadable = 0  # records skipped as not what the view expects
         self.dropped = 0  # stream clients ended for falling behind
         self._pinged_at = time.monotonic()
+        self.closing = False  # set when the process stops: every stream ends
         self._told: dict[TopicPartition, int] = {}  # offsets up to which changes were told
 
     def subscribe(self, wanted: StreamFilter) -> Subscriber:
@@ -135,6 +136,12 @@ class ViewFeeder:
                 subscriber.ping = subscriber.ping or ping
                 subscriber.wake.set()
 
+    def close_streams(self) -> None:
+        """Ends every stream (the process stops): each handler wakes, sees it and returns."""
+        self.closing = True
+        for subscriber in self.subscribers:
+            subscriber.wake.set()
+
     async def _ticks(self, stop: asyncio.Event) -> None:
         interval_s = self.settings.stream_interval_ms / 1000
         while not stop.is_set():
@@ -156,6 +163,7 @@ class ViewFeeder:
         finally:
             ticks.cancel()
             await asyncio.gather(ticks, return_exceptions=True)
+            self.close_streams()
 
     async def _feed(self, stop: asyncio.Event) -> None:
         topics = self.topics

@@ -140,6 +140,8 @@ class ApiRoutes:
             while True:
                 await subscriber.wake.wait()  # the feeder's tick wakes it, pings and cuts off
                 subscriber.wake.clear()
+                if feeder.closing:
+                    break
                 payload = fanout.since(subscriber.cursor, wanted)
                 if payload is None:  # fell behind: end it, the browser reconnects
                     feeder.dropped += 1

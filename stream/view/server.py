@@ -117,7 +117,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             feeding.result()  # the feeder ended by itself: let its error end the process
     finally:
         feeding.cancel()
-        await asyncio.gather(feeding, return_exceptions=True)
+        await asyncio.gather(feeding, return_exceptions=True)  # it ends every stream
         await runner.cleanup()
 
 

@@ -34,6 +34,7 @@ async def served() -> AsyncIterator[tuple[ViewFeeder, int]]:
         yield feeder, port
     finally:
         feeding.cancel()
+        feeder.close_streams()
         await runner.cleanup()
 
 
