@@ -186,7 +186,15 @@ class InstrumentBook(Mapping[str, Instrument]):
     async def _fetch_and_apply(self) -> bool:
         try:
             fetched = await self._fetch_all()
-        except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as exc:
+        except (
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,  # a row that is not an object: `row.get` of a list or number
+            IndexError,
+        ) as exc:  # an unreadable answer is a failed refresh, never a stopped feed
             log.warning(
                 "instrument refresh failed, keeping %d known instruments",
                 len(self._listed),
