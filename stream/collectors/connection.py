@@ -12,7 +12,9 @@ venue's reason, counted (`liqstream_subscription_rejects_total`), retried alone 
 rest of its batch sent again. Subscribe and unsubscribe messages leave from each connection's own
 sender task at the venue's pace (`messages_per_second`), so a long listing never holds up
 reading: frames, server heartbeats (answered at once) and subscribe answers are read while the
-rest of the listing is still being sent.
+rest of the listing is still being sent. A connection the listing leaves without topics (its
+instruments delisted) closes (`disconnected`, reason `no_topics`: not a loss, no gap) and opens
+again when a later listing gives it some; until then the feed counts as connected without it.
 
 Each connect, disconnect and gap (from the moment a connection was lost until the next one is
 subscribed) goes to `collectors.status`, and so does a `coverage` record (instruments listed,
@@ -223,8 +225,15 @@ class FeedConnection:
             loop = asyncio.get_running_loop()
             self._coverage_timer = loop.call_later(COVERAGE_DELAY_S, self._emit_coverage)
 
+    def _carrying(self) -> list[Shard]:
+        """The connections meant to be open: all, or (per-symbol) those with topics."""
+        if self.feed.per_symbol is None:
+            return self.shards
+        return [shard for shard in self.shards if shard.topics]
+
     def _connected(self) -> bool:
-        return bool(self.shards) and all(s.connected and s.flowing for s in self.shards)
+        carrying = self._carrying()
+        return bool(carrying) and all(s.connected and s.flowing for s in carrying)
 
     async def _heartbeats(self) -> None:
         while True:
@@ -241,7 +250,7 @@ class FeedConnection:
             "heartbeat",
             interval_s=self.status_interval_s,
             connected=self._connected(),
-            connections=len(self.shards),
+            connections=len(self._carrying()),
             connections_up=sum(1 for s in self.shards if s.connected),
             last_frame_ts=self.last_frame_ms,
             instruments_listed=listed,
@@ -259,6 +268,9 @@ class FeedConnection:
         feed = self.feed
         metrics = self.pipeline.metrics
         while not self.stop.is_set():
+            if feed.per_symbol is not None and not shard.topics:
+                await self._until_topics(shard)
+                continue
             reason = "stopped"
             try:
                 async with connect(
@@ -283,6 +295,14 @@ class FeedConnection:
                 self.pipeline.status("disconnected", reason="shutdown", **self._which(shard))
                 return
             self._coverage_soon()
+            if reason == "no_topics":  # nothing to carry: closed on purpose, not a loss
+                self.pipeline.status("disconnected", reason=reason, **self._which(shard))
+                log.info(
+                    "connection %d closed: the listing left it no topics",
+                    shard.index,
+                    extra={"feed": feed.name},
+                )
+                continue
             if shard.gap_start_ms is None:
                 shard.gap_start_ms = now_ms()
             metrics.reconnects.labels(feed.name).inc()
@@ -298,6 +318,18 @@ class FeedConnection:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), delay_s)
+
+    async def _until_topics(self, shard: Shard) -> None:
+        """A connection with no topics stays closed until the listing gives it some."""
+        shard.gap_start_ms = None  # what it carried was delisted: no gap to report
+        shard.changed.clear()
+        changed = asyncio.create_task(shard.changed.wait())
+        stop_wait = asyncio.create_task(self.stop.wait())
+        try:
+            await asyncio.wait({changed, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            changed.cancel()
+            stop_wait.cancel()
 
     def _which(self, shard: Shard) -> dict[str, int]:
         return {"connection": shard.index} if self.feed.per_symbol is not None else {}
@@ -407,6 +439,8 @@ class FeedConnection:
         receive: asyncio.Future[str | bytes] = asyncio.ensure_future(ws.recv())
         try:
             while True:
+                if feed.per_symbol is not None and not shard.topics:
+                    return "no_topics"  # emptied as it connected
                 now = time.monotonic()
                 timeout_s = feed.idle_timeout_s - (now - last_message)
                 if feed.max_connection_age_s is not None:
@@ -434,6 +468,8 @@ class FeedConnection:
                 if changed in done:
                     shard.changed.clear()
                     changed = asyncio.create_task(shard.changed.wait())
+                    if feed.per_symbol is not None and not shard.topics:
+                        return "no_topics"  # its instruments were delisted
                     if not await self._on_listing(ws, shard):
                         return "relisted"
                 if receive in done:

@@ -3,6 +3,8 @@
 - An instrument answer that is JSON but not the venue's shape (rows that are not objects) is a
   failed refresh: the listing is kept and the feed subscribes what it has, instead of its first
   subscribe (which waits for that answer) crashing the feed over and over.
+- A connection the listing leaves without topics closes (`no_topics`, no gap), the feed still
+  counts as connected, and the connection opens again when a later listing gives it topics.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.
     assert condition(), what
 
 
-async def answering(body: object) -> tuple[web.AppRunner, str]:
-    """A local instruments endpoint that always answers `body` (200, JSON)."""
+async def answering(body: object | Callable[[], object]) -> tuple[web.AppRunner, str]:
+    """A local instruments endpoint answering `body` (or what `body()` gives now), 200, JSON."""
 
     async def handler(request: web.Request) -> web.Response:
-        return web.json_response(body)
+        return web.json_response(body() if callable(body) else body)
 
     app = web.Application()
     app.router.add_get("/api/v1/orderBookDetails", handler)
@@ -64,6 +66,76 @@ async def test_a_malformed_listing_is_a_failed_refresh_and_the_feed_subscribes_w
         await until(lambda: fake.subscribed_topics() == wanted, "the bundled markets subscribed")
         assert not task.done()  # the feed runs: the malformed answer did not end it
         assert metrics.internal_errors.labels(LIGHTER.name)._value.get() == 0
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await runner.cleanup()
+
+
+def market(n: int) -> dict:
+    return {"symbol": f"C{n}", "market_id": n, "market_type": "perp", "status": "active"}
+
+
+async def test_a_connection_left_without_topics_closes_and_opens_again_when_given_some(
+    tmp_path: Path,
+) -> None:
+    """Lighter, 100 markets per connection: 101 markets open two connections; delisting the
+    one market of the second closes it on purpose (the first carries on and the feed counts
+    as connected); a market listed later fills it again and it reconnects, with no gap."""
+    markets = [market(n) for n in range(101)]
+    runner, url = await answering(lambda: {"code": 200, "order_book_details": markets})
+    book = InstrumentBook(LIGHTER, tmp_path, url=url)
+    fake = FakeExchange(LIGHTER, [])
+    publisher = RecordingPublisher()
+    metrics = CollectorMetrics()
+    pipeline = FeedPipeline(LIGHTER, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def statuses(state: str) -> list[dict]:
+        return [s for s in publisher.values(TOPICS.status) if s["state"] == state]
+
+    def coverage() -> dict:
+        records = statuses("coverage")
+        return records[-1] if records else {}
+
+    def gauge() -> float:
+        return float(metrics.connected.labels(LIGHTER.name)._value.get())
+
+    try:
+        await until(lambda: len(fake.subscribed_topics()) == 101, "101 markets subscribed")
+        assert len(fake.sessions) == 2 and len(connection.shards) == 2
+        (alone,) = connection.shards[1].topics
+        await until(lambda: gauge() == 1, "connected")
+
+        markets = [m for m in markets if f"trade/{m['market_id']}" != alone]
+        assert len(markets) == 100
+        assert await book.refresh(force=True)
+        await until(
+            lambda: any(
+                s.get("connection") == 1 and s["reason"] == "no_topics"
+                for s in statuses("disconnected")
+            ),
+            "the emptied connection closed on purpose",
+        )
+        await until(lambda: len(fake.sessions) == 1, "one connection left at the venue")
+        await until(lambda: gauge() == 1, "the feed counts as connected without it")
+        await until(lambda: coverage().get("instruments_subscribed") == 100, "coverage 100")
+        assert coverage()["instruments_listed"] == 100 and coverage()["rejected"] == []
+        connection._heartbeat()
+        (*_, heartbeat) = statuses("heartbeat")
+        assert heartbeat["connected"] is True
+        assert heartbeat["connections"] == heartbeat["connections_up"] == 1
+
+        markets = [*markets, market(200)]
+        assert await book.refresh(force=True)
+        await until(lambda: "trade/200" in fake.subscribed_topics(), "the new market subscribed")
+        assert len(fake.sessions) == 2  # the second connection, opened again
+        assert connection.shards[1].topics == {"trade/200"}
+        await until(lambda: coverage().get("instruments_subscribed") == 101, "coverage 101")
+        await until(lambda: gauge() == 1, "connected again")
+        assert [s for s in statuses("gap") if s.get("connection") == 1] == []
     finally:
         connection.stop.set()
         await task
