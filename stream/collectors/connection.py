@@ -71,6 +71,7 @@ class Shard:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     state: SubscriptionState | None = None  # while connected (per-symbol feeds)
     outbox: asyncio.Queue[Request] | None = None  # requests waiting for the sender's pace
+    refused: dict[str, str] = field(default_factory=dict)  # given up on by the last session
     connected: bool = False
     flowing: bool = False  # a frame arrived since it connected
     attempt: int = 0
@@ -192,12 +193,15 @@ class FeedConnection:
         acked: set[str] = set()
         rejected: list[dict[str, str]] = []
         for shard in self.shards:
+            refused = shard.refused  # while disconnected: what the venue refused last time
             if shard.state is not None and shard.connected:
                 acked |= shard.state.acked & shard.topics
-                rejected += [
-                    {"topic": topic, "reason": reason}
-                    for topic, reason in sorted(shard.state.rejected.items())
-                ]
+                refused = shard.state.rejected
+            rejected += [
+                {"topic": topic, "reason": reason}
+                for topic, reason in sorted(refused.items())
+                if topic in shard.topics
+            ]
         limit = per_symbol.limits.connections_per_ip
         rejected += [
             {"topic": topic, "reason": f"over the venue's {limit} connections per IP"}
@@ -289,6 +293,8 @@ class FeedConnection:
                 self.pipeline.internal_error(exc, None)
                 reason = f"internal_error: {exc!r}"
             shard.connected = shard.flowing = False
+            if shard.state is not None:  # the next session reports and retries them alone
+                shard.refused = dict(shard.state.rejected)
             shard.state = shard.outbox = None
             self._update_connected()
             if self.stop.is_set():
@@ -341,7 +347,7 @@ class FeedConnection:
         if per_symbol is not None:
             for message in per_symbol.preamble:
                 await ws.send(message)
-            shard.state = SubscriptionState(per_symbol.limits)
+            shard.state = SubscriptionState(per_symbol.limits, refused=shard.refused)
             shard.outbox = asyncio.Queue()
             self._send(shard, shard.state.plan(shard.topics, time.monotonic()))
         else:

@@ -9,6 +9,8 @@ Rules, for every venue alike:
   its topics per message; more topics open more connections (up to connections per IP);
 - every request waits for its answer; a refused topic is retried alone once, then left out
   with the venue's reason; the other topics of a refused batch are sent again;
+- a topic refused on an earlier connection stays reported as refused on the next one and is
+  tried there once more, alone, so that it costs no other topic a refusal;
 - a request with no answer within the timeout counts as refused (reason says so); its clock
   starts when it leaves (`sent`), not while it waits its turn behind the venue's pacing
   (`queued`), and no answer is matched to a request not sent yet.
@@ -17,7 +19,7 @@ Rules, for every venue alike:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from stream.collectors.venue import SubscribeReply, SubscriptionLimits
@@ -93,12 +95,16 @@ class Outcome:
 class SubscriptionState:
     """The subscriptions of one live connection: acknowledged, waiting, refused."""
 
-    def __init__(self, limits: SubscriptionLimits) -> None:
+    def __init__(
+        self, limits: SubscriptionLimits, refused: Mapping[str, str] | None = None
+    ) -> None:
+        """`refused`: topics given up on by this connection's previous session, with reasons."""
         self.limits = limits
         self.acked: set[str] = set()
         self.pending: dict[str, Request] = {}  # by req_id, oldest first
-        self.rejected: dict[str, str] = {}  # given up on: topic -> the venue's reason
-        self._retried: set[str] = set()
+        self.rejected: dict[str, str] = dict(refused or {})  # topic -> the venue's reason
+        self._retried: set[str] = set(self.rejected)  # one more refusal gives up on them
+        self._lone: set[str] = set(self.rejected)  # to try once more, each in its own request
         self._ids = itertools.count(1)
         self.unsent: set[str] = set()  # req_ids queued behind the venue's pacing
 
@@ -127,8 +133,10 @@ class SubscriptionState:
             waiting[request.op].update(request.topics)
         to_unsubscribe = self.acked - wanted - waiting["unsubscribe"]
         to_subscribe = wanted - self.acked - waiting["subscribe"] - set(self.rejected)
+        lone = sorted((self._lone & wanted) - self.acked - waiting["subscribe"])
+        self._lone.clear()
         unsubscribes = batches(to_unsubscribe, self.limits)
-        subscribes = batches(to_subscribe, self.limits)
+        subscribes = [[topic] for topic in lone] + batches(to_subscribe, self.limits)
         return [self._request("unsubscribe", batch, now_s) for batch in unsubscribes] + [
             self._request("subscribe", batch, now_s) for batch in subscribes
         ]
@@ -165,6 +173,8 @@ class SubscriptionState:
                 del self.pending[request.req_id]
             if request.op == "subscribe":
                 self.acked.update(done)
+                for topic in done:  # refused before, accepted now
+                    self.rejected.pop(topic, None)
                 outcome.acked = done
             else:
                 self.acked.difference_update(done)

@@ -5,6 +5,8 @@
   subscribe (which waits for that answer) crashing the feed over and over.
 - A connection the listing leaves without topics closes (`no_topics`, no gap), the feed still
   counts as connected, and the connection opens again when a later listing gives it topics.
+- A topic the venue refused stays reported as refused across a reconnect (no coverage record
+  loses it) and the new connection tries it once more alone, costing no other topic.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 from aiohttp import web
 
 from stream.collectors import lighter
+from stream.collectors.bybit import FEEDS as BYBIT
 from stream.collectors.connection import FeedConnection
 from stream.collectors.instruments import InstrumentBook, bundled_snapshot
 from stream.collectors.metrics import CollectorMetrics
@@ -141,3 +145,51 @@ async def test_a_connection_left_without_topics_closes_and_opens_again_when_give
         await task
         await fake.stop()
         await runner.cleanup()
+
+
+async def test_a_refused_topic_stays_refused_across_a_reconnect_and_is_retried_alone() -> None:
+    feed = BYBIT[0]
+    refused = "allLiquidation.DOGEUSDT"
+    fake = FakeExchange(feed, [], unknown_topics={refused})
+    book = InstrumentBook(feed, url="")
+    publisher = RecordingPublisher()
+    metrics = CollectorMetrics()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+    wanted = {f"allLiquidation.{s}" for s in book.symbols()} - {refused}
+    reason = f"error:handler not found,topic:{refused}"
+
+    def coverages() -> list[dict]:
+        return [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+
+    def rejects() -> float:
+        return float(metrics.subscription_rejects.labels(feed.name)._value.get())
+
+    try:
+        await until(lambda: fake.subscribed_topics() == wanted, "all but the refused topic")
+        await until(lambda: bool(coverages() and coverages()[-1]["rejected"]), "the refusal")
+        assert rejects() == 2  # in its batch, then alone
+        first_refusal = len(coverages()) - 1
+        sent_before = len(fake.client_messages)
+
+        for ws in list(fake.sessions):  # the venue drops the connection
+            await ws.close()
+        await until(lambda: fake.connections == 2, "reconnected")
+        await until(lambda: fake.subscribed_topics() == wanted, "resubscribed")
+        await until(lambda: rejects() == 3, "refused once more, alone")
+        await until(
+            lambda: coverages()[-1]["instruments_subscribed"] == len(wanted), "coverage again"
+        )
+        assert all(
+            c["rejected"] == [{"topic": refused, "reason": reason}]
+            for c in coverages()[first_refusal:]
+        )
+        requests = [
+            orjson.loads(m) for m in fake.client_messages[sent_before:] if '"subscribe"' in m
+        ]
+        assert [r["args"] for r in requests if refused in r["args"]] == [[refused]]
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()

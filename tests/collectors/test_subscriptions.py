@@ -136,3 +136,25 @@ def test_a_queued_request_neither_times_out_nor_takes_an_answer_until_sent() -> 
     assert state.expire(now_s=41.0, timeout_s=10.0) == []
     (late,) = state.expire(now_s=42.0, timeout_s=10.0)
     assert late.refused == [("b", "no answer within 10s")]
+
+
+def test_a_topic_refused_on_the_last_connection_is_tried_once_alone_and_stays_reported() -> None:
+    state = SubscriptionState(BYBIT_LIMITS, refused={"allLiquidation.BADUSDT": "not found"})
+    wanted = {f"allLiquidation.S{n}USDT" for n in range(3)} | {"allLiquidation.BADUSDT"}
+    assert state.rejected == {"allLiquidation.BADUSDT": "not found"}  # reported from the start
+    alone, batch = state.plan(wanted)
+    assert alone.topics == ("allLiquidation.BADUSDT",)  # its refusal costs no other topic
+    assert "allLiquidation.BADUSDT" not in batch.topics and len(batch.topics) == 3
+    outcome = state.on_reply(bybit_refusal(alone.req_id, "allLiquidation.BADUSDT"))
+    assert outcome is not None and outcome.requests == []  # refused again: given up
+    assert outcome.given_up == [
+        ("allLiquidation.BADUSDT", "error:handler not found,topic:allLiquidation.BADUSDT")
+    ]
+    assert state.plan(wanted) == []
+
+
+def test_a_topic_refused_before_and_accepted_now_leaves_the_refused() -> None:
+    state = SubscriptionState(BYBIT_LIMITS, refused={"allLiquidation.BADUSDT": "not found"})
+    (alone,) = state.plan({"allLiquidation.BADUSDT"})
+    assert state.on_reply(SubscribeReply(req_id=alone.req_id)) is not None
+    assert state.acked == {"allLiquidation.BADUSDT"} and state.rejected == {}
