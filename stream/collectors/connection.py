@@ -10,7 +10,8 @@ subscribe new instruments and unsubscribe delisted ones (a venue that cannot uns
 that connection renewed). Every subscribe answer is read: a refused topic is logged with the
 venue's reason, counted (`liqstream_subscription_rejects_total`), retried alone once, and the
 rest of its batch sent again. Subscribe and unsubscribe messages leave from each connection's own
-sender task at the venue's pace (`messages_per_second`), so a long listing never holds up
+sender task at the venue's pace (`messages_per_second`, shared by the feed's connections as
+venues count it per IP), so a long listing never holds up
 reading: frames, server heartbeats (answered at once) and subscribe answers are read while the
 rest of the listing is still being sent. A connection the listing leaves without topics (its
 instruments delisted) closes (`disconnected`, reason `no_topics`: not a loss, no gap) and opens
@@ -41,7 +42,7 @@ from websockets.exceptions import InvalidHandshake, InvalidURI, WebSocketExcepti
 
 from stream.collectors.pipeline import FeedPipeline, now_ms
 from stream.collectors.publisher import backoff_s
-from stream.collectors.subscriptions import Outcome, Request, SubscriptionState, assign
+from stream.collectors.subscriptions import Outcome, Pacer, Request, SubscriptionState, assign
 from stream.errors import Rejected
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class FeedConnection:
         self._grown = asyncio.Event()
         self._coverage_timer: asyncio.TimerHandle | None = None
         self._last_coverage: tuple[object, ...] | None = None
+        per_symbol = self.feed.per_symbol
+        self._pacer = Pacer(per_symbol.limits.messages_per_second if per_symbol else None)
 
     # -- the feed: its connections ---------------------------------------------------------
 
@@ -379,14 +382,13 @@ class FeedConnection:
         """Send queued requests in order, no faster than the venue's messages per second."""
         per_symbol, state, outbox = self.feed.per_symbol, shard.state, shard.outbox
         assert per_symbol is not None and state is not None and outbox is not None
-        rate = per_symbol.limits.messages_per_second
-        pause_s = 1.0 / rate if rate else 0.0
         while True:
             request = await outbox.get()
+            wait_s = self._pacer.slot(time.monotonic())
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
             await ws.send(per_symbol.request(request.op, request.topics, request.req_id))
             state.sent(request.req_id, time.monotonic())
-            if pause_s:
-                await asyncio.sleep(pause_s)
 
     async def _on_listing(self, ws: ClientConnection, shard: Shard) -> bool:
         """Subscribe/unsubscribe what the new listing asks; False: renew the connection."""

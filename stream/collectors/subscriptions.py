@@ -72,6 +72,22 @@ def batches(topics: Iterable[str], limits: SubscriptionLimits) -> list[list[str]
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
+class Pacer:
+    """Spaces a feed's subscribe messages at the venue's `messages_per_second`, across all of
+    its connections: venues count them per IP (Lighter), and every connection of a feed shares
+    one. `slot` reserves the next free send time; nothing here sleeps."""
+
+    def __init__(self, messages_per_second: float | None) -> None:
+        self.interval_s = 1.0 / messages_per_second if messages_per_second else 0.0
+        self._next_s = float("-inf")
+
+    def slot(self, now_s: float) -> float:
+        """Reserve the next send time; the seconds to wait until then (0: send now)."""
+        at_s = max(now_s, self._next_s)
+        self._next_s = at_s + self.interval_s
+        return at_s - now_s
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     req_id: str

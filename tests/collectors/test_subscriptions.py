@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stream.collectors.bybit import LIMITS as BYBIT_LIMITS
 from stream.collectors.bybit import read_reply as bybit_reply
-from stream.collectors.subscriptions import SubscriptionState, assign, batches, topic_chars
+from stream.collectors.subscriptions import (
+    Pacer,
+    SubscriptionState,
+    assign,
+    batches,
+    topic_chars,
+)
 from stream.collectors.venue import SubscribeReply, SubscriptionLimits
 
 TOPICS = [f"allLiquidation.{n:04d}COINUSDT" for n in range(1_200)]
@@ -158,3 +166,13 @@ def test_a_topic_refused_before_and_accepted_now_leaves_the_refused() -> None:
     (alone,) = state.plan({"allLiquidation.BADUSDT"})
     assert state.on_reply(SubscribeReply(req_id=alone.req_id)) is not None
     assert state.acked == {"allLiquidation.BADUSDT"} and state.rejected == {}
+
+
+def test_the_pacer_spaces_messages_across_every_connection_of_a_feed() -> None:
+    """20 messages a second per IP: two connections asking at once get slots 50 ms apart."""
+    pacer = Pacer(20.0)
+    assert pacer.slot(now_s=100.0) == 0.0  # the first connection sends at once
+    assert pacer.slot(now_s=100.0) == pytest.approx(0.05)  # the second waits its turn
+    assert pacer.slot(now_s=100.01) == pytest.approx(0.09)
+    assert pacer.slot(now_s=200.0) == 0.0  # after a quiet spell, at once again
+    assert Pacer(None).slot(now_s=1.0) == Pacer(None).slot(now_s=1.0) == 0.0
