@@ -1,8 +1,9 @@
 """The shells' reconnect, resubscribe and listing paths, against the fakes.
 
 - An instrument answer that is JSON but not the venue's shape (rows that are not objects) is a
-  failed refresh: the listing is kept and the feed subscribes what it has, instead of its first
-  subscribe (which waits for that answer) crashing the feed over and over.
+  failed refresh: the listing is kept and the feed subscribes what it has, and a frame of an
+  unknown market (which asks for a refresh) is an `unknown_symbol` reject, not an internal
+  error raised out of the refresh.
 - A connection the listing leaves without topics closes (`no_topics`, no gap), the feed still
   counts as connected, and the connection opens again when a later listing gives it topics.
 - A topic the venue refused stays reported as refused across a reconnect (no coverage record
@@ -24,6 +25,7 @@ from stream.collectors.connection import FeedConnection
 from stream.collectors.instruments import InstrumentBook, bundled_snapshot
 from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
+from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
@@ -62,13 +64,23 @@ async def test_a_malformed_listing_is_a_failed_refresh_and_the_feed_subscribes_w
     assert set(book.symbols()) == bundled
     fake = FakeExchange(LIGHTER, [])
     metrics = CollectorMetrics()
-    pipeline = FeedPipeline(LIGHTER, book, RecordingPublisher(), TOPICS, metrics)  # type: ignore[arg-type]
+    publisher = RecordingPublisher()
+    pipeline = FeedPipeline(LIGHTER, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    pipeline.book.min_refresh_interval_s = 0.0  # the unknown market below may ask at once
     connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
     task = asyncio.create_task(connection.run())
     try:
         wanted = {lighter.topic(symbol) for symbol in bundled}
         await until(lambda: fake.subscribed_topics() == wanted, "the bundled markets subscribed")
         assert not task.done()  # the feed runs: the malformed answer did not end it
+        # a liquidation of a market the listing lacks: one refresh (malformed again), then
+        # the frame is dead-lettered as what it is
+        unknown = Instrument("NEW:99", "NEW", "USD", "linear")
+        assert LIGHTER.render is not None
+        frame = LIGHTER.render(unknown, "long", 2.0, 1.0, 1_762_290_000_000, 1)
+        assert await pipeline.on_frame(frame, 1_762_290_000_100) == []
+        dead = publisher.values(TOPICS.deadletter)
+        assert [d["reason"] for d in dead] == ["unknown_symbol"]
         assert metrics.internal_errors.labels(LIGHTER.name)._value.get() == 0
     finally:
         connection.stop.set()
