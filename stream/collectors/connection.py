@@ -110,6 +110,8 @@ class FeedConnection:
         self._grown = asyncio.Event()
         self._coverage_timer: asyncio.TimerHandle | None = None
         self._last_coverage: tuple[object, ...] | None = None
+        self._stop_reason = "shutdown"
+        self._restart_gap_ms: int | None = None  # a crashed run's connections went down then
         per_symbol = self.feed.per_symbol
         self._pacer = Pacer(per_symbol.limits.messages_per_second if per_symbol else None)
 
@@ -119,6 +121,8 @@ class FeedConnection:
         """Run every connection of the feed; raises if one of them ends on its own."""
         book = self.pipeline.book
         self.shards, self._tasks, self._last_coverage = [], [], None
+        self._stop_reason = "shutdown"
+        gap_start_ms, self._restart_gap_ms = self._restart_gap_ms, None
         listener = self._relist if self.feed.per_symbol is not None else self._coverage_soon
         stop_wait = asyncio.create_task(self.stop.wait())
         if self.feed.per_symbol is not None:
@@ -128,6 +132,8 @@ class FeedConnection:
             self._relist()
         else:
             self.shards.append(Shard(0))
+        for shard in self.shards:  # after a crashed run: its outage is a gap of these
+            shard.gap_start_ms = gap_start_ms
         book.on_change.append(listener)
         heartbeats = asyncio.create_task(self._heartbeats())
         try:
@@ -147,6 +153,12 @@ class FeedConnection:
                     error = ended[0].exception()
                     raise error or RuntimeError(f"{self.feed.name}: a connection loop ended")
         finally:
+            if not self.stop.is_set():  # a crash: the supervisor runs the feed again
+                self._stop_reason = "restart"
+                starts = [s.gap_start_ms for s in self.shards if s.gap_start_ms is not None]
+                if any(s.connected for s in self.shards):
+                    starts.append(now_ms())
+                self._restart_gap_ms = min(starts, default=None)
             with contextlib.suppress(ValueError):
                 book.on_change.remove(listener)
             stop_wait.cancel()
@@ -301,7 +313,7 @@ class FeedConnection:
             shard.state = shard.outbox = None
             self._update_connected()
             if self.stop.is_set():
-                self.pipeline.status("disconnected", reason="shutdown", **self._which(shard))
+                self.pipeline.status("disconnected", reason=self._stop_reason, **self._which(shard))
                 return
             self._coverage_soon()
             if reason == "no_topics":  # nothing to carry: closed on purpose, not a loss

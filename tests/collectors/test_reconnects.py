@@ -8,25 +8,29 @@
   counts as connected, and the connection opens again when a later listing gives it topics.
 - A topic the venue refused stays reported as refused across a reconnect (no coverage record
   loses it) and the new connection tries it once more alone, costing no other topic.
+- A feed whose run crashed (a connection loop ended by a bug) and is run again by its
+  supervisor reports the outage as a gap, from when its connection went down.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
 import orjson
 from aiohttp import web
 
 from stream.collectors import lighter
+from stream.collectors.binance import FEEDS as BINANCE
 from stream.collectors.bybit import FEEDS as BYBIT
 from stream.collectors.connection import FeedConnection
 from stream.collectors.instruments import InstrumentBook, bundled_snapshot
 from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
-from stream.fake_exchange import FakeExchange
+from stream.fake_exchange import FakeExchange, Script, generated_frames
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 (LIGHTER,) = lighter.FEEDS
@@ -204,4 +208,52 @@ async def test_a_refused_topic_stays_refused_across_a_reconnect_and_is_retried_a
     finally:
         connection.stop.set()
         await task
+        await fake.stop()
+
+
+class FailingOnce(RecordingPublisher):
+    """A publisher with a bug: the first `disconnected` status raises."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def submit(self, topic: str, key: str, value: bytes) -> bool:
+        if not self.failed and topic == TOPICS.status and b'"disconnected"' in value:
+            self.failed = True
+            raise RuntimeError("a bug while publishing a status")
+        return super().submit(topic, key, value)
+
+
+async def test_an_outage_across_a_crashed_run_is_reported_as_a_gap() -> None:
+    feed = BINANCE[0]
+    frames = list(islice(generated_frames(feed, seed=5), 4))
+    fake = FakeExchange(feed, frames, interval_s=0.01, script=Script(drop_after=[2]))
+    publisher = FailingOnce()
+    book = InstrumentBook(feed, url="")
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+
+    def statuses(state: str) -> list[dict]:
+        return [s for s in publisher.values(TOPICS.status) if s["state"] == state]
+
+    try:
+        try:  # the dropped connection's status raises: the run ends, as a bug would end it
+            async with asyncio.timeout(30):
+                await connection.run()
+        except RuntimeError as exc:
+            assert "publishing a status" in str(exc)
+        assert publisher.failed
+        assert [s["reason"] for s in statuses("disconnected")] == []  # the one that raised
+        connection.stop = asyncio.Event()  # what the service's supervisor does
+        task = asyncio.create_task(connection.run())
+        await until(lambda: len(statuses("connected")) == 2, "connected again")
+        await until(lambda: bool(statuses("gap")), "the outage reported")
+        (gap,) = statuses("gap")
+        assert statuses("connected")[0]["ts"] <= gap["gap_start"] <= gap["gap_end"]
+        await until(lambda: len(publisher.values(TOPICS.liquidations)) == 4, "every frame")
+        connection.stop.set()
+        await task
+    finally:
+        connection.stop.set()
         await fake.stop()
