@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,12 +29,29 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, log_format: str | None = None) -> None:
+    from stream.logs import setup_logging
+
+    setup_logging(level, log_format)
+
+
+def log_format_option(command: Any) -> Any:
+    """`--log-format json|text` for a long-running command (default: text on a terminal)."""
+    return click.option(
+        "--log-format",
+        type=click.Choice(["json", "text"]),
+        default=None,
+        help="Log lines as JSON objects or text (default: text on a terminal, else json).",
+    )(command)
+
+
+def _progress(lines: Any, what: str) -> Any:
+    """stdin's lines with a progress line on stderr, on a terminal only (never in a pipe)."""
+    if not sys.stderr.isatty():
+        return lines
+    from tqdm import tqdm
+
+    return tqdm(lines, desc=what, unit=" lines", unit_scale=True, file=sys.stderr, leave=False)
 
 
 def _check_kafka(settings: Settings, *, require_reachable: bool = False) -> None:
@@ -70,12 +87,13 @@ def main() -> None:
     default=None,
     help="Keep broker data here (default: a temporary directory removed on exit).",
 )
-def kafka(fetch_only: bool, port: int, data_dir: Path | None) -> None:
+@log_format_option
+def kafka(fetch_only: bool, port: int, data_dir: Path | None, log_format: str | None) -> None:
     """Run a local single-node Apache Kafka broker (KRaft) until Ctrl-C."""
     from stream.localkafka import LocalKafka, fetch_jars
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     try:
         if fetch_only:
             click.echo(f"Kafka jars in {fetch_jars()}")
@@ -156,14 +174,19 @@ def normalize(name: str, received_ts: int | None) -> None:
 @click.option("--url", "urls", multiple=True, help="FEED=URL websocket override; repeatable.")
 @click.option("--instruments-url", "instrument_urls", multiple=True, help="FEED=URL REST override.")
 @click.option("--offline", is_flag=True, help="Never fetch instruments (bundled/cached only).")
+@log_format_option
 def collect(
-    names: tuple[str, ...], urls: tuple[str, ...], instrument_urls: tuple[str, ...], offline: bool
+    names: tuple[str, ...],
+    urls: tuple[str, ...],
+    instrument_urls: tuple[str, ...],
+    offline: bool,
+    log_format: str | None,
 ) -> None:
     """Run the collectors (all exchanges, or --exchange) into Kafka until Ctrl-C."""
     from stream.collectors.service import run_collect
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     feeds = _feeds(names)
     _check_kafka(settings)
     asyncio.run(
@@ -190,12 +213,13 @@ def collect(
     is_flag=True,
     help="With no saved position, read every hourly file present (default: new lines only).",
 )
-def collect_node(fills_dir: Path, from_beginning: bool) -> None:
+@log_format_option
+def collect_node(fills_dir: Path, from_beginning: bool, log_format: str | None) -> None:
     """Follow a Hyperliquid node's fills files and publish its liquidations until Ctrl-C."""
     from stream.node_sources.service import run_collect_node
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     _check_kafka(settings)
     asyncio.run(run_collect_node(settings, fills_dir, from_beginning=from_beginning))
 
@@ -227,6 +251,7 @@ def normalize_node(received_ts: int | None) -> None:
 @click.option("--interval", type=float, default=0.5, show_default=True, help="Seconds per frame.")
 @click.option("--drop-after", type=int, multiple=True, help="Drop the connection after N frames.")
 @click.option("--stall", type=float, default=0.0, help="Refuse connections this long after a drop.")
+@log_format_option
 def fake_exchange(
     name: str,
     frames: Path | None,
@@ -234,6 +259,7 @@ def fake_exchange(
     interval: float,
     drop_after: tuple[int, ...],
     stall: float,
+    log_format: str | None,
 ) -> None:
     """Serve recorded or generated frames in an exchange's own protocol on localhost (and its
     paginated instrument listing, for the venues `stream.fake_rest` knows)."""
@@ -241,7 +267,7 @@ def fake_exchange(
     from stream.fake_rest import FakeRest, serve_listings
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     feed = _feeds((name,))[0]
     source = (
         (line.rstrip("\n") for line in frames.open() if line.strip())
@@ -275,15 +301,18 @@ def fake_exchange(
 
 
 @main.command()
-def worker() -> None:
-    """Run the Faust worker: rolling totals into liquidations.totals (and the HTTP API)."""
+@log_format_option
+def worker(log_format: str | None) -> None:
+    """Run the Faust worker: rolling totals into liquidations.totals (and the HTTP API).
+
+    Faust formats its own lines (text) once it runs; --log-format applies to those before."""
     from stream.worker.environment import drop_faust_variables
 
     ignored = drop_faust_variables()  # before faust is imported: LIQSTREAM_* alone configures
     from stream.worker.service import run_worker
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     if ignored:
         log.warning("ignored Faust's variables %s", ", ".join(ignored))
     _check_kafka(settings)
@@ -294,13 +323,14 @@ def worker() -> None:
 
 
 @main.command()
-def api() -> None:
+@log_format_option
+def api(log_format: str | None) -> None:
     """Serve the HTTP API and dashboard from the output topics, apart from the worker, on
     LIQSTREAM_API_HOST:LIQSTREAM_API_PORT (run as many as you like)."""
     from stream.view.server import run_api
 
     settings = _settings()
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, log_format)
     _check_kafka(settings)
     run_api(settings)
 
@@ -337,14 +367,16 @@ def report(
 
     settings = _settings()
     if interval is None:
-        report_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, at_ms)
+        report_lines(_progress(sys.stdin.buffer, "report"), sys.stdout, sys.stderr, settings, at_ms)
         return
     from stream.view.state import BadRequest
 
     given = {"interval": interval, "from": from_ms, "to": to_ms, "exchange": exchange, "coin": coin}
     params = {name: str(value) for name, value in given.items() if value is not None}
     try:
-        series_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, params)
+        series_lines(
+            _progress(sys.stdin.buffer, "series"), sys.stdout, sys.stderr, settings, params
+        )
     except BadRequest as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -374,7 +406,8 @@ def detect(rules_path: Path) -> None:
     from stream.commands import detect_lines
 
     settings = _settings()
-    detect_lines(sys.stdin.buffer, sys.stdout, sys.stderr, settings, _rules(settings, rules_path))
+    rule_set = _rules(settings, rules_path)
+    detect_lines(_progress(sys.stdin.buffer, "detect"), sys.stdout, sys.stderr, settings, rule_set)
 
 
 @main.group()
@@ -411,27 +444,45 @@ def rules_check(path: Path) -> None:
     show_default=True,
     help="Demo replay speed (2 plays the cascade in half the time).",
 )
-def dev(port: int, live: bool, speed: float) -> None:
+@log_format_option
+def dev(port: int, live: bool, speed: float, log_format: str | None) -> None:
     """Everything on one machine: local Kafka, fake exchanges replaying the bundled demo
-    session (or --live), collectors, worker and dashboard. Ctrl-C stops everything."""
-    from stream.devrun import with_demo_rules
+    session (or --live), collectors, worker and dashboard. Ctrl-C stops everything.
+
+    The console names each part as it starts, then the dashboard URL and a live line; every
+    log line goes to files in the data dir (warnings and errors to the console too)."""
+    from stream.console import Console, ConsoleHandler
+    from stream.devrun import DEV_LOG, with_demo_rules
     from stream.localkafka import LocalKafka
+    from stream.logs import setup_logging
 
     settings = with_demo_rules(_settings(), live)
-    _setup_logging(settings.log_level)
+    console = Console()
+    setup_logging(
+        settings.log_level,
+        log_format or ("text" if console.tty else "json"),
+        log_file=settings.data_dir / DEV_LOG,
+        console=ConsoleHandler(console),
+    )
+    source = "the real exchanges" if live else "the bundled demo session, a liquidation cascade"
+    console.line(f"liqstream dev: {source}")
+    console.part("logs", f"{settings.data_dir / DEV_LOG} (warnings and errors also here)")
+    console.part("rules", str(settings.rules_file or "none (LIQSTREAM_RULES_FILE)"))
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     try:
         bootstrap = broker.start()
+        console.part("broker", f"Kafka listening on {bootstrap}")
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
-        asyncio.run(_dev(settings, live, speed))
+        asyncio.run(_dev(settings, live, speed, console))
     except LiqstreamError as exc:
+        console.close()
         raise click.ClickException(str(exc)) from None
     finally:
         broker.stop()
-        click.echo("stopped")
+        console.line("stopped")
 
 
-async def _dev(settings: Settings, live: bool, speed: float) -> None:
+async def _dev(settings: Settings, live: bool, speed: float, console: Any) -> None:
     from stream.collectors.registry import resolve_feeds
     from stream.devrun import run_pipeline
 
@@ -439,14 +490,9 @@ async def _dev(settings: Settings, live: bool, speed: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await _create_topics(settings)
-    click.echo(f"Kafka listening on {settings.kafka_bootstrap}")
-    click.echo(f"dashboard on http://{settings.web_host}:{settings.web_port}/")
-    source = "the real exchanges" if live else "the bundled demo session, a liquidation cascade"
-    click.echo(f"data: {source}")
-    click.echo(f"rules: {settings.rules_file or 'none (LIQSTREAM_RULES_FILE)'}")
-    click.echo("liqstream dev is running; Ctrl-C stops everything.")
-    await run_pipeline(settings, resolve_feeds(()), stop, live=live, speed=speed)
+    created = await _create_topics(settings)
+    console.part("topics", f"created {len(created)}" if created else "all exist")
+    await run_pipeline(settings, resolve_feeds(()), stop, live=live, speed=speed, console=console)
 
 
 if __name__ == "__main__":

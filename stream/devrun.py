@@ -15,11 +15,17 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
+import aiohttp
+
+from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.service import CollectorService
 from stream.collectors.venue import Feed
 from stream.config import Settings
+from stream.console import Console, LiveStatus, format_live, pump_lines
 from stream.demo import RULES
 from stream.demo.replay import ReplayClock, replay_frames
 from stream.errors import LiqstreamError
@@ -30,6 +36,10 @@ from stream.localkafka import die_with_parent
 log = logging.getLogger(__name__)
 
 WORKER_STOP_TIMEOUT_S = 30.0
+API_TIMEOUT_S = 2.0
+PUMP_DRAIN_TIMEOUT_S = 5.0
+WORKER_LOG = "worker.log"
+DEV_LOG = "dev.log"
 
 
 def with_demo_rules(settings: Settings, live: bool) -> Settings:
@@ -46,10 +56,13 @@ async def run_pipeline(
     *,
     live: bool = False,
     speed: float = 1.0,
+    console: Console | None = None,
 ) -> None:
     """Run fakes (unless live), collectors and a worker until `stop` is set, then stop them
     all: worker first, then collectors (flushing what they hold), then fakes. Raises
-    LiqstreamError if the worker or the collectors end by themselves."""
+    LiqstreamError if the worker or the collectors end by themselves. With a `console`, each
+    part is named as it starts, the dashboard URL once the worker serves it, then a live line;
+    the worker's output then goes to worker.log in the data dir (its warnings to the console)."""
     fakes: list[FakeExchange] = []
     urls: dict[str, str] = {}
     instrument_urls: dict[str, str] = {}
@@ -69,18 +82,42 @@ async def run_pipeline(
             fake = FakeExchange(feed, replay_frames(feed, clock), interval_s=0)
             urls[feed.name] = await fake.start()
             fakes.append(fake)
+        if console:
+            listings = f"; instrument listings of {', '.join(served)}" if served else ""
+            console.part("fake venues", f"{len(fakes)} feeds on 127.0.0.1{listings}")
+    metrics = CollectorMetrics()
     service = CollectorService(
-        collector_settings, feeds, urls=urls, instrument_urls=instrument_urls
+        collector_settings, feeds, urls=urls, instrument_urls=instrument_urls, metrics=metrics
     )
     collectors = asyncio.create_task(service.run(), name="collectors")
-    worker = await _start_worker(settings)
+    if console:
+        exchanges = len({feed.exchange for feed in feeds})
+        console.part("collectors", f"{len(feeds)} feeds of {exchanges} exchanges")
+    log_file = settings.data_dir / WORKER_LOG if console else None
+    worker = await _start_worker(settings, log_file)
+    pump = live_line = None
+    if console and log_file:
+        assert worker.stdout is not None
+        pump = asyncio.create_task(pump_lines(worker.stdout, log_file, console))
+        console.part("worker", f"started (pid {worker.pid}), its log in {log_file}")
+        live_line = asyncio.create_task(_show_live(settings, metrics, len(feeds), console))
     worker_exit = asyncio.create_task(worker.wait(), name="worker")
     stopped = asyncio.create_task(stop.wait(), name="stop")
     try:
         await asyncio.wait({stopped, worker_exit, collectors}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
+        if live_line:
+            live_line.cancel()
+            await asyncio.gather(live_line, return_exceptions=True)
+        if console:
+            console.close()
+            console.line("stopping: worker, collectors, fake venues")
         await _stop_worker(worker)
+        if pump:  # the worker's last lines, up to the end of its output
+            await asyncio.wait({pump}, timeout=PUMP_DRAIN_TIMEOUT_S)
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
         service.stop.set()
         await asyncio.gather(collectors, return_exceptions=True)
         for fake in fakes:
@@ -89,21 +126,87 @@ async def run_pipeline(
     if not stop.is_set():
         if collectors.done() and collectors.exception() is not None:
             raise LiqstreamError(f"the collectors failed: {collectors.exception()!r}")
-        raise LiqstreamError(f"the worker exited with code {worker.returncode}; see its log above")
+        where = f"in {log_file}" if log_file else "above"
+        raise LiqstreamError(
+            f"the worker exited with code {worker.returncode}; see its log {where}"
+        )
 
 
-async def _start_worker(settings: Settings) -> asyncio.subprocess.Process:
+async def _start_worker(settings: Settings, log_file: Path | None) -> asyncio.subprocess.Process:
     """The Faust worker owns its event loop and signals, so it runs as a child process: in a
     session of its own, so that Ctrl-C reaches only us and we stop it in order (before the
-    broker), and dying with us if we are killed."""
+    broker), and dying with us if we are killed. With `log_file`, its output is piped (to be
+    pumped there), in text: the level of each line decides whether the console shows it."""
+    piped = asyncio.subprocess.PIPE if log_file else None
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "stream",
         "worker",
+        *(("--log-format", "text") if log_file else ()),
         env={**os.environ, **settings_env(settings)},
+        stdout=piped,
+        stderr=asyncio.subprocess.STDOUT if log_file else None,
         start_new_session=True,
         preexec_fn=die_with_parent,
+    )
+
+
+async def _show_live(
+    settings: Settings, metrics: CollectorMetrics, feeds: int, console: Console
+) -> None:
+    """The dashboard URL once the worker serves it, then the live line every few seconds:
+    events/s and feeds connected from our collectors, the 1h total and breaches from the API."""
+    base = f"http://{settings.web_host}:{settings.web_port}"
+    timeout = aiohttp.ClientTimeout(total=API_TIMEOUT_S)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        while (await _get(http, f"{base}/healthz")) is None:  # noqa: ASYNC110 (polls a port)
+            await asyncio.sleep(0.5)
+        console.line(f"dashboard on {base}/")
+        console.line("liqstream dev is running; Ctrl-C stops everything.")
+        last_events, last_t = _collector_sum(metrics, "events"), time.monotonic()
+        while True:
+            await asyncio.sleep(console.live_every_s)
+            events, now = _collector_sum(metrics, "events"), time.monotonic()
+            totals = await _get(http, f"{base}/api/totals?window=1h&exchange=all&coin=all")
+            breaches = await _get(http, f"{base}/api/breaches?limit=1000")
+            market = (totals or {}).get("totals") or [{}]
+            status = LiveStatus(
+                events_per_s=(events - last_events) / max(now - last_t, 1e-9),
+                total_1h_usd=market[0].get("total_usd"),
+                count_1h=market[0].get("count"),
+                breaches=None
+                if breaches is None
+                else sum(b.get("state") == "breach" for b in breaches.get("breaches", [])),
+                feeds_connected=int(_collector_sum(metrics, "connected")),
+                feeds=feeds,
+            )
+            console.live(format_live(status))
+            last_events, last_t = events, now
+
+
+async def _get(http: aiohttp.ClientSession, url: str) -> dict | None:
+    """The JSON answer, or None while the worker is not serving (or too busy to answer)."""
+    try:
+        async with http.get(url) as response:
+            if url.endswith("/healthz"):
+                return {"status": response.status}
+            if response.status != 200:
+                return None
+            answer = await response.json()
+            return answer if isinstance(answer, dict) else None
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+def _collector_sum(metrics: CollectorMetrics, name: str) -> float:
+    """A collector metric summed over the feeds (events: its _total sample)."""
+    metric = getattr(metrics, name)
+    return sum(
+        sample.value
+        for family in metric.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
     )
 
 

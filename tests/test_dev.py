@@ -109,8 +109,9 @@ def test_dev_shows_totals_and_breaches_within_a_minute_and_ctrl_c_stops_all(
             assert line, f"liqstream dev exited early: {lines}; see {log.name}"
             lines.append(line)
         assert f"dashboard on http://127.0.0.1:{web_port}/\n" in lines, lines
-        assert f"rules: {RULES}\n" in lines, lines
-        # The session's clock starts after this line: no session event is older than it.
+        assert any(line.split() == ["rules", str(RULES)] for line in lines), lines
+        # The session's clock started before this line (printed once the worker serves): a
+        # session event may be older than it, which only makes the first-minute check harder.
         session_start_ms = time.time_ns() // 1_000_000
         base = f"http://127.0.0.1:{web_port}"
         started = time.monotonic()
