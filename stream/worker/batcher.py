@@ -8,14 +8,19 @@ an internal topic; the Faust agent then pays its per-record cost once per batch.
 `liquidations` itself stays one event per record for every other consumer.
 
 Exactness:
-- At-least-once forwarding: a batch is acknowledged by Kafka (acks=all, idempotent producer)
-  before the input offsets are committed. A crash in between forwards those events again, and
-  the duplicates are dropped because...
-- ...de-duplication by event id is rebuilt from the batches topic itself: on (re)assignment
-  the ids of every event already forwarded within the longest window are read back, so an
-  event forwarded before a crash, or delivered twice by a producer, is never forwarded twice.
-  Duplicates of one event share a key (`exchange:symbol`), hence an input partition, hence
-  this stage's owner; ids live in per-bucket sets that expire with the window.
+- Transactions: the batches of an input partition, its dead letters and its input offsets are
+  committed in one Kafka transaction, by a producer whose `transactional_id` belongs to that
+  partition (`<group>-<topic>-<partition>`). The owner a rebalance gives the partition to
+  starts a producer under the same id first, which aborts the old owner's open transaction and
+  fences it: a batcher evicted while its event loop stood still (a stall past the session
+  timeout, SIGSTOP) can no longer forward the batch it holds once it runs again, while the new
+  owner forwards the same events. Stage two and the rebuild below read `read_committed`, so
+  aborted batches count nowhere. (aiokafka has no KIP-447 group-aware fencing: hence one
+  producer per input partition.)
+- De-duplication by event id is rebuilt from the batches topic itself: on (re)assignment the
+  ids of every event already forwarded within the longest window are read back, so an event a
+  collector published twice is never forwarded twice. Duplicates of one event share a key
+  (`exchange:symbol`), hence an input partition, hence this stage's owner.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from collections.abc import Iterable
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from stream.config import Settings
@@ -92,25 +97,16 @@ class Batcher(ConsumerRebalanceListener):
         self.horizon_ms = longest_ms + settings.resolution_ms + FUTURE_MARGIN_MS
         self.seen = SeenIds(settings.resolution_ms, self.horizon_ms)
         self.consumer: AIOKafkaConsumer | None = None
-        self.producer: AIOKafkaProducer | None = None
+        self.producers: dict[int, AIOKafkaProducer] = {}  # by input partition
         self.forwarded = 0
         self.duplicates = 0
         self.rejected = 0
+        self.fenced = 0  # transactions refused because a newer owner took the partition
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        options = client_options(self.settings)
-        self.producer = AIOKafkaProducer(
-            **options,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            max_batch_size=1 << 20,
-            max_request_size=8 << 20,
-        )
-        await self.producer.start()
         self.consumer = AIOKafkaConsumer(
-            **options,
+            **client_options(self.settings),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -121,13 +117,34 @@ class Batcher(ConsumerRebalanceListener):
         await self.consumer.start()
 
     async def stop(self) -> None:
-        """The producer first: batches still in flight (a stop can cut `_forward` short) land
-        before the group hears we left, so the next owner's rebuilt ids include them and the
-        records it reads again, uncommitted, are dropped as forwarded already."""
-        if self.producer is not None:
-            await self.producer.stop()
+        """The producers first: a transaction a stop cut short is aborted (or ends) before the
+        group hears we left, and the next owner reads those records again."""
+        for partition in list(self.producers):
+            await self.producers.pop(partition).stop()
         if self.consumer is not None:
             await self.consumer.stop()
+
+    def transactional_id(self, partition: int) -> str:
+        return f"{self.group_id}-{self.topics.liquidations}-{partition}"
+
+    async def _own(self, partitions: set[int]) -> None:
+        """One transactional producer per owned input partition. Starting one fences the
+        partition's previous owner and aborts its open transaction, so it comes before the
+        rebuild of forwarded ids: every batch that will ever commit is then in the topic."""
+        for partition in set(self.producers) - partitions:
+            await self.producers.pop(partition).stop()
+        for partition in sorted(partitions - set(self.producers)):
+            producer = AIOKafkaProducer(
+                **client_options(self.settings),
+                acks="all",
+                enable_idempotence=True,
+                transactional_id=self.transactional_id(partition),
+                linger_ms=2,
+                max_batch_size=1 << 20,
+                max_request_size=8 << 20,
+            )
+            await producer.start()
+            self.producers[partition] = producer
 
     # ConsumerRebalanceListener: the lock makes a revocation wait for the batch in flight, so
     # the next owner starts exactly where this one committed.
@@ -139,6 +156,7 @@ class Batcher(ConsumerRebalanceListener):
         # aiokafka may hand out records of the new assignment while this callback still runs;
         # the lock keeps them waiting until the memory of forwarded ids is complete.
         async with self._lock:
+            await self._own({tp.partition for tp in assigned})
             await self.rebuild_seen()
         # The ids live for a day: keep the collector from walking them (after the rebuild
         # returned, so the reader it used is garbage collected, not frozen).
@@ -200,51 +218,79 @@ class Batcher(ConsumerRebalanceListener):
                 # the new owner reads them from the committed offset, so drop them here.
                 owned = self.consumer.assignment()
                 records = {tp: rs for tp, rs in records.items() if tp in owned}
-                if not records:
-                    continue
-                try:
+                if records:
                     await self._forward(records)
-                except CommitFailedError as exc:
-                    log.warning("offset commit refused after a rebalance (%s); re-read later", exc)
 
     async def _forward(self, records: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        assert self.producer is not None and self.consumer is not None
         now_ms = int(time.time() * 1000)
         self.seen.expire(now_ms)
-        sends = []
-        commits = {}
-        dead: list[bytes] = []
         for tp, partition_records in records.items():
-            raws: list[bytes] = []
-            size = 0
-            for record in partition_records:
-                raw = self._accept(record, now_ms, dead)
-                if raw is None:
-                    continue
-                if raws and (
-                    len(raws) >= self.batch_events or size + len(raw) > self.max_batch_bytes
-                ):
-                    sends.append(await self._send_batch(tp.partition, raws))
-                    raws, size = [], 0
-                raws.append(raw)
-                size += len(raw) + 1
-            if raws:
-                sends.append(await self._send_batch(tp.partition, raws))
-            commits[tp] = partition_records[-1].offset + 1
+            producer = self.producers.get(tp.partition)
+            if producer is None:  # fenced: the group gives the partition to its new owner
+                continue
+            try:
+                async with producer.transaction():
+                    forwarded = await self._forward_partition(
+                        producer, tp, partition_records, now_ms
+                    )
+            except ProducerFenced:
+                # Our event loop stood still past the session timeout and the partition's new
+                # owner forwards these records: this transaction is aborted, nothing counts.
+                # The ids remembered for it go with the rebuild at our next assignment.
+                self.fenced += 1
+                log.warning(
+                    "batcher fenced on %s by the partition's new owner: %d records dropped "
+                    "here (the new owner forwards them)",
+                    tp,
+                    len(partition_records),
+                )
+                del self.producers[tp.partition]
+                await producer.stop()
+                continue
+            self.forwarded += forwarded
+
+    async def _forward_partition(
+        self,
+        producer: AIOKafkaProducer,
+        tp: TopicPartition,
+        partition_records: list[ConsumerRecord],
+        now_ms: int,
+    ) -> int:
+        """Send one partition's batches, dead letters and next offset in the open transaction;
+        the number of events forwarded."""
+        sends = []
+        dead: list[bytes] = []
+        raws: list[bytes] = []
+        size = forwarded = 0
+        for record in partition_records:
+            raw = self._accept(record, now_ms, dead)
+            if raw is None:
+                continue
+            if raws and (len(raws) >= self.batch_events or size + len(raw) > self.max_batch_bytes):
+                sends.append(await self._send_batch(producer, tp.partition, raws))
+                forwarded += len(raws)
+                raws, size = [], 0
+            raws.append(raw)
+            size += len(raw) + 1
+        if raws:
+            sends.append(await self._send_batch(producer, tp.partition, raws))
+            forwarded += len(raws)
         for value in dead:
-            sends.append(await self.producer.send(self.topics.deadletter, value, key=b"worker"))
-        await asyncio.gather(*sends)  # raises if Kafka did not acknowledge: nothing committed
-        await self.consumer.commit(commits)
+            sends.append(await producer.send(self.topics.deadletter, value, key=b"worker"))
+        await asyncio.gather(*sends)  # raises if Kafka did not acknowledge: the commit aborts
+        offsets = {tp: partition_records[-1].offset + 1}
+        await producer.send_offsets_to_transaction(offsets, self.group_id)
+        return forwarded
 
     def _reject(self, value: bytes, reason: str, now_ms: int, dead: list[bytes]) -> None:
         self.rejected += 1
         log.warning("rejected record from liquidations: %s", reason, extra={"reason": reason})
         dead.append(dead_letter(reason, value.decode(errors="replace"), now_ms))
 
-    async def _send_batch(self, partition: int, raws: list[bytes]) -> asyncio.Future[object]:
-        assert self.producer is not None
-        self.forwarded += len(raws)
-        return await self.producer.send(self.topics.batches, batch_value(partition, raws), key=b"*")
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, partition: int, raws: list[bytes]
+    ) -> asyncio.Future[object]:
+        return await producer.send(self.topics.batches, batch_value(partition, raws), key=b"*")
 
     def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
         """The event's bytes to forward (raw when canonical), or None (duplicate, rejected)."""

@@ -7,7 +7,9 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_kafka
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
@@ -37,8 +39,34 @@ class PlainCounters(Collector):
             yield CounterMetricFamily(name, meaning, value=getattr(owner, attribute))
 
 
+class _ReadCommittedThread(faust_kafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(
+        self, transport: faust_kafka.Transport
+    ) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # aiokafka hands this to its fetcher at start(); Faust sets it only in its own
+        # exactly-once mode, which the worker does not use (see stream.worker.agents).
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+
+class _ReadCommittedConsumer(faust_kafka.Consumer):
+    def _new_consumer_thread(self) -> faust_kafka.AIOKafkaConsumerThread:
+        return _ReadCommittedThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class ReadCommittedTransport(faust_kafka.Transport):
+    """Faust's Kafka transport with its consumer reading `read_committed`: stage one forwards
+    batches in transactions, and a batch a fenced batcher's aborted transaction left in the
+    log must count nowhere."""
+
+    Consumer = _ReadCommittedConsumer
+
+
 def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     app = create_app(settings)
+    # before anything declares a topic: the conductor takes the app's transport then
+    app.transport = ReadCommittedTransport(app.conf.broker_consumer, app)
     agents = WorkerAgents(app, settings)
     windows = tuple(sorted(settings.windows_ms, key=settings.windows_ms.__getitem__))
     feeds = {name: (feed.exchange, feed.lower_bound, feed.notes) for name, feed in FEEDS.items()}
@@ -56,6 +84,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
                 ("liqstream_batcher_forwarded", batcher, "forwarded", "Events forwarded"),
                 ("liqstream_batcher_duplicates", batcher, "duplicates", "Events already seen"),
                 ("liqstream_batcher_rejected", batcher, "rejected", "Invalid, dead-lettered"),
+                ("liqstream_batcher_fenced", batcher, "fenced", "Transactions of a fenced owner"),
                 ("liqstream_view_unreadable", feeder, "unreadable", "Records the API skipped"),
             )
         )
