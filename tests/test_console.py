@@ -137,3 +137,20 @@ def test_long_running_commands_take_log_format(command: str) -> None:
     assert result.exit_code == 0 and "--log-format [json|text]" in result.output
     bad = CliRunner().invoke(main, [command, "--log-format", "xml"])
     assert bad.exit_code == 2 and "'xml' is not one of" in bad.output
+
+
+def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stream import cli
+
+    lines = [b"a\n", b"b\n"]
+    monkeypatch.setattr(cli.sys, "stderr", io.StringIO())
+    assert cli._progress(lines, "report") is lines  # a pipe: stderr keeps only rejects
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(cli.sys, "stderr", terminal)
+    assert list(cli._progress(lines, "report")) == lines
+    assert "report" in terminal.getvalue() and "2" in terminal.getvalue()
