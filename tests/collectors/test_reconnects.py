@@ -8,6 +8,8 @@
   counts as connected, and the connection opens again when a later listing gives it topics.
 - A topic the venue refused stays reported as refused across a reconnect (no coverage record
   loses it) and the new connection tries it once more alone, costing no other topic.
+- A symbol delisted while its connection is down is not subscribed again on reconnecting, one
+  listed meanwhile is, and the coverage record counts the new listing.
 - A feed whose run crashed (a connection loop ended by a bug) and is run again by its
   supervisor reports the outage as a gap, from when its connection went down.
 """
@@ -31,6 +33,7 @@ from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange, Script, generated_frames
+from stream.fake_rest import FakeRest, bybit_row, bybit_rows
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 (LIGHTER,) = lighter.FEEDS
@@ -257,3 +260,48 @@ async def test_an_outage_across_a_crashed_run_is_reported_as_a_gap() -> None:
     finally:
         connection.stop.set()
         await fake.stop()
+
+
+async def test_a_listing_changed_while_disconnected_is_what_the_reconnect_subscribes(
+    tmp_path: Path,
+) -> None:
+    feed = BYBIT[0]
+    rest = FakeRest()
+    rest.bybit["linear"] = bybit_rows(20, "linear")
+    await rest.start()
+    book = InstrumentBook(feed, tmp_path, url=rest.url(feed.name))
+    fake = FakeExchange(feed, [])
+    publisher = RecordingPublisher()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    task = asyncio.create_task(connection.run())
+
+    def listed() -> set[str]:
+        return {f"allLiquidation.{row['symbol']}" for row in rest.bybit["linear"]}
+
+    def coverage() -> dict:
+        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1] if records else {}
+
+    try:
+        await until(lambda: fake.subscribed_topics() == listed(), "the listing subscribed")
+        fake._stalled_until = float("inf")  # the venue refuses new connections for now
+        for ws in list(fake.sessions):
+            await ws.close()
+        await until(lambda: not connection.shards[0].connected, "disconnected")
+        gone = f"allLiquidation.{rest.bybit['linear'].pop(3)['symbol']}"
+        rest.bybit["linear"].append(bybit_row("LATEUSDT", "LATE", "USDT", "linear"))
+        assert await book.refresh(force=True)
+        fake._stalled_until = 0.0
+        await until(lambda: fake.connections == 2, "reconnected")
+        await until(lambda: fake.subscribed_topics() == listed(), "the new listing subscribed")
+        assert gone not in fake.subscribed_topics()
+        sent_after = [m for m in fake.client_messages if gone in m]
+        assert len(sent_after) == 1  # its one subscribe on the first connection, none since
+        await until(lambda: coverage().get("instruments_subscribed") == 20, "coverage")
+        assert coverage()["instruments_listed"] == 20 and coverage()["rejected"] == []
+    finally:
+        connection.stop.set()
+        await task
+        await fake.stop()
+        await rest.stop()
