@@ -115,11 +115,19 @@ class InstrumentBook(Mapping[str, Instrument]):
         self._instruments = {**self._instruments, **instruments}
         self._listed = set(instruments)
         if self.cache_path is not None:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.cache_path.with_suffix(".tmp")
-            temporary.write_text(json.dumps([asdict(i) for i in instruments.values()]))
-            temporary.replace(self.cache_path)
-        if listing_changed:
+            try:
+                self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = self.cache_path.with_suffix(".tmp")
+                temporary.write_text(json.dumps([asdict(i) for i in instruments.values()]))
+                temporary.replace(self.cache_path)
+            except OSError as exc:  # the cache only speeds up the next start
+                log.warning(
+                    "cannot write the instrument cache %s (%s); the listing is used anyway",
+                    self.cache_path,
+                    exc,
+                    extra={"feed": self.feed.name},
+                )
+        if listing_changed:  # always told: a connection must follow the listing
             for listener in list(self.on_change):
                 listener()
 

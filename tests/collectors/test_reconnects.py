@@ -8,6 +8,8 @@
   counts as connected, and the connection opens again when a later listing gives it topics.
 - A topic the venue refused stays reported as refused across a reconnect (no coverage record
   loses it) and the new connection tries it once more alone, costing no other topic.
+- A listing that cannot be cached (the data directory unwritable) is still the listing: its
+  listeners (the connections) hear of it, and later refreshes compare against it.
 - A symbol delisted while its connection is down is not subscribed again on reconnecting, one
   listed meanwhile is, and the coverage record counts the new listing.
 - A feed whose run crashed (a connection loop ended by a bug) and is run again by its
@@ -304,4 +306,26 @@ async def test_a_listing_changed_while_disconnected_is_what_the_reconnect_subscr
         connection.stop.set()
         await task
         await fake.stop()
+        await rest.stop()
+
+
+async def test_a_listing_that_cannot_be_cached_still_reaches_the_connections(
+    tmp_path: Path,
+) -> None:
+    feed = BYBIT[0]
+    rest = FakeRest()
+    rest.bybit["linear"] = bybit_rows(5, "linear")
+    await rest.start()
+    not_a_directory = tmp_path / "instruments"
+    not_a_directory.write_text("a file where the cache directory should be")
+    book = InstrumentBook(feed, not_a_directory, url=rest.url(feed.name))
+    heard: list[list[str]] = []
+    book.on_change.append(lambda: heard.append(book.symbols()))
+    try:
+        assert await book.refresh(force=True)
+        assert heard == [sorted(row["symbol"] for row in rest.bybit["linear"])]
+        rest.bybit["linear"].append(bybit_row("LATEUSDT", "LATE", "USDT", "linear"))
+        assert await book.refresh(force=True)
+        assert "LATEUSDT" in heard[-1] and len(heard) == 2
+    finally:
         await rest.stop()
