@@ -466,7 +466,7 @@ def dev(port: int, live: bool, speed: float, log_format: str | None) -> None:
     )
     source = "the real exchanges" if live else "the bundled demo session, a liquidation cascade"
     console.line(f"liqstream dev: {source}")
-    console.part("logs", f"{settings.data_dir / DEV_LOG} (warnings and errors also here)")
+    console.part("logs", f"{settings.data_dir / DEV_LOG} (warnings and errors shown here too)")
     console.part("rules", str(settings.rules_file or "none (LIQSTREAM_RULES_FILE)"))
     broker = LocalKafka(settings.data_dir / "kafka", port=port)
     try:
