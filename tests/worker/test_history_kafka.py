@@ -115,7 +115,7 @@ async def history_matches(
     assert all(b["start"] % 300_000 == 0 for b in market["buckets"])
 
 
-async def follow_history(worker: Worker, frames: list[dict]) -> None:
+async def follow_history(worker: Worker, frames: list[dict], connected: asyncio.Event) -> None:
     """`event: history` records of /api/stream?coin=BTC, into `frames` (until cancelled)."""
     base = f"http://127.0.0.1:{worker.env['LIQSTREAM_WEB_PORT']}"
     async with (
@@ -123,6 +123,7 @@ async def follow_history(worker: Worker, frames: list[dict]) -> None:
         session.get(f"{base}/api/stream", params={"coin": "BTC"}) as response,
     ):
         assert response.status == 200
+        connected.set()
         kind = None
         async for raw in response.content:
             text = raw.decode().rstrip("\n")
@@ -144,8 +145,6 @@ async def test_history_equals_the_offline_series_after_a_session_and_a_kill_9(
         async with Totals(settings) as totals, History(settings) as history:
             await totals.wait_for_count(3_000)
             await history_matches(worker, history, first)
-            frames: list[dict] = []
-            following = asyncio.create_task(follow_history(worker, frames))
 
             second = recent_events(20_000, seed=12)
             producing = asyncio.create_task(produce(settings, second))
@@ -153,16 +152,30 @@ async def test_history_equals_the_offline_series_after_a_session_and_a_kill_9(
                 await asyncio.sleep(0.05)
             assert not producing.done()  # the stream is still flowing when the worker dies
             worker.stop(signal.SIGKILL)
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
             await producing
             await produce(settings, second[:1_000] + first[-500:])  # the producer repeats itself
             worker.start()
             everything = first + second
             await totals.wait_for_count(len(everything), timeout_s=180)
             await history_matches(worker, history, everything)
-            # live: the second batch's events (late for buckets already closed) reached the
-            # stream as history records of the followed coin only, the topic's values
+
+            # live: events late for buckets already closed reach the stream as history records
+            # of the followed coin only, the topic's values (connected first, so no race with
+            # the client's own start on a loaded machine)
+            frames: list[dict] = []
+            connected = asyncio.Event()
+            following = asyncio.create_task(follow_history(worker, frames, connected))
+            await asyncio.wait_for(connected.wait(), 60)
+            late = recent_events(500, seed=13)
+            await produce(settings, late)
+            deadline = time.monotonic() + 120  # a hang guard, not a timing assertion
+            while not frames and time.monotonic() < deadline and not following.done():
+                await asyncio.sleep(0.2)
+            following.cancel()
+            await asyncio.gather(following, return_exceptions=True)
+            everything += late
+            await totals.wait_for_count(len(everything), timeout_s=180)
+            await history_matches(worker, history, everything)
             assert frames and {(f["coin"], f["resolution_ms"]) for f in frames} == {("BTC", 60_000)}
             for frame in frames:
                 key = f"{frame['exchange'] or '*'}:BTC:{frame['start']}"
