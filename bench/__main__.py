@@ -11,6 +11,9 @@
    takes 2,000 events/s, with the API in its own process and in the worker's.
 5. History memory (bench/history_memory.py): bytes per busy scope and day that /api/history's
    store holds in its 1m and hourly tiers, and its query times.
+6. Recovery (bench/recovery.py): a worker holding a day of state (2M events over 2,000
+   symbols by default) is killed with SIGKILL and restarted: seconds to /readyz, seconds until
+   the totals are exact again, peak RSS.
 Figures go to bench/results/<timestamp>.json and are summarised in docs/benchmarks.md.
 """
 
@@ -37,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.baselines import naive_faust_hopping, raw_consumer_sums
 from bench.history_memory import measure_history_memory
+from bench.recovery import measure_recovery
 from bench.serving import measure_fanout_cpu, measure_serving
 from bench.synthetic import synthetic_events
 from stream.config import Settings, load_settings
@@ -328,6 +332,7 @@ async def main(
     clients: int = 1_000,
     serving_seconds: int = 30,
     serving_load: tuple[int, int] = (2_000, 100),  # events/s into the worker, /api/totals req/s
+    recovery_size: tuple[int, int] = (2_000_000, 2_000),  # events, symbols of the day's state
 ) -> dict:
     bootstrap = os.environ.get("LIQSTREAM_KAFKA_BOOTSTRAP")
     broker = None
@@ -356,7 +361,7 @@ async def main(
             ("large", big_count, {}),
             ("large-rules", big_count, with_rules),
         )
-        if only in ("breach-latency", "serving", "fanout", "history-memory"):
+        if only in ("breach-latency", "serving", "fanout", "history-memory", "recovery"):
             runs = ()
         elif only == "throughput":
             runs = runs[1:]
@@ -413,6 +418,12 @@ async def main(
                 )
                 print("serving", json.dumps(run), flush=True)
                 results["serving"].append(run)
+        if only in (None, "recovery"):
+            events, symbols = recovery_size
+            results["recovery"] = await measure_recovery(
+                bootstrap, workdir / "recovery", events, symbols
+            )
+            print("recovery", results["recovery"], flush=True)
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
@@ -430,7 +441,7 @@ if __name__ == "__main__":
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
         "--only",
-        choices=["breach-latency", "throughput", "serving", "fanout", "history-memory"],
+        choices=["breach-latency", "throughput", "serving", "fanout", "history-memory", "recovery"],
         default=None,
         help="run one measurement only",
     )
@@ -438,6 +449,10 @@ if __name__ == "__main__":
     parser.add_argument("--serving-seconds", type=int, default=30, help="serving run length")
     parser.add_argument("--serving-events", type=int, default=2_000, help="events/s (serving)")
     parser.add_argument("--serving-totals", type=int, default=100, help="/api/totals req/s")
+    parser.add_argument(
+        "--recovery-events", type=int, default=2_000_000, help="events of the day's state"
+    )
+    parser.add_argument("--recovery-symbols", type=int, default=2_000, help="(venue, symbol)s")
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -448,5 +463,6 @@ if __name__ == "__main__":
             arguments.clients,
             arguments.serving_seconds,
             (arguments.serving_events, arguments.serving_totals),
+            (arguments.recovery_events, arguments.recovery_symbols),
         )
     )
