@@ -19,8 +19,9 @@ trigger of -8.6007 ETH with a null price came one frame after its execution row 
 - execution rows wait up to `PAIRING_HORIZON_MS` for their trigger;
 - after the horizon, execution rows without a trigger count on their own (their summed
   amount at their weighted price: the trigger was missed, e.g. before subscribing), and a
-  price-less trigger without an execution is dead-lettered as `trigger_without_price`
-  (no price is known to value it).
+  price-less trigger without an execution counts at BASE_PRICE, the position's entry price:
+  an estimate (live, 222.25 against an execution at 235.52), chosen over losing the position;
+  only a trigger without an entry price either is dead-lettered (`trigger_without_price`).
 Each position counts once: the event id is POS_ID, and rows of a position already counted are
 ignored for `DONE_MEMORY_MS`. The pairing state lives in the shell: `Pairing` is one per
 pipeline (`Feed.stateful_parse`), holding the state that the pure `pair_rows` updates; it is
@@ -93,6 +94,14 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TypeError(f"not a number: {value!r}")
     return float(value)
+
+
+def _positive(value: Any) -> bool:
+    """A usable price: a finite positive number (or numeric text), never a boolean."""
+    try:
+        return 0 < _number(value) < float("inf")
+    except (TypeError, ValueError):
+        return False
 
 
 def _event(
@@ -170,8 +179,13 @@ def _settle(
         elif matches:  # the trigger never came
             amount, price = _weighted_price(matches)
             event = _event(matches[0], price, amount, instruments, received_ts)
+        elif trigger is not None and _positive(
+            trigger[6]
+        ):  # no execution seen: the entry price, never nothing
+            amount = abs(_number(trigger[5]))
+            event = _event(trigger, _number(trigger[6]), amount, instruments, received_ts)
         else:
-            raise Rejected("trigger_without_price", "no execution row within the horizon")
+            raise Rejected("trigger_without_price", "no execution row and no entry price")
     except Rejected as exc:
         rows = [trigger, *matches] if trigger is not None else matches
         add_reject(parsed, Rejected(exc.reason, f"{exc.detail} in {item_text(rows)}"))

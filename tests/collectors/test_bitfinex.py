@@ -140,7 +140,7 @@ def test_trigger_first_then_executions_at_their_weighted_price() -> None:
     assert event.ts == 1594036710000
 
 
-def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_is_dead_lettered() -> None:
+def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_at_its_entry_price() -> None:
     pairing = bitfinex.Pairing(horizon_ms=10_000)
     assert pairing(frame(LIVE_MATCH), SNAPSHOT, 1594036710600).events == []
     other = '[907,[["pos",8,1594036710000,null,"tBTCF0:USTF0",-0.5,30000,null,0,1,null,null]]]'
@@ -148,7 +148,7 @@ def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_is_dead_let
     assert pairing(frame("heartbeat.json"), SNAPSHOT, 1594036719000).events == []  # < 10 s
     parsed = pairing(frame("heartbeat.json"), SNAPSHOT, 1594036720700)  # heartbeats settle
     # The execution row alone: 4.56671421 ETH at 235.52 = 1075.5525307392 USD.
-    (event,) = parsed.events
+    event, bare = parsed.events
     assert_event(
         event,
         id="143679087",
@@ -158,8 +158,10 @@ def test_after_the_horizon_executions_count_alone_and_a_bare_trigger_is_dead_let
         notional_usd=1075.5525307392,
         ts=1594036710543,
     )
-    assert [r.reason for r in parsed.rejects] == ["trigger_without_price"]
-    assert '"pos",8,' in parsed.rejects[0].detail
+    # The bare trigger: no execution seen, so its entry price (BASE_PRICE) values it, an
+    # estimate rather than a lost position: 0.5 BTC short at 30000 = 15000 USD.
+    assert parsed.rejects == []
+    assert_event(bare, id="8", side="short", price=30000.0, quantity=0.5, notional_usd=15000.0)
     assert pairing.state.held == {}
 
 
@@ -175,9 +177,18 @@ def test_flush_settles_what_is_held() -> None:
 def test_one_frame_alone_settles_at_once() -> None:
     (event,) = FEED.parse(frame(LIVE_MATCH), SNAPSHOT, RECEIVED).events
     assert (event.id, event.quantity, event.price) == ("143679087", 4.56671421, 235.52)
+    # The live trigger alone (no execution row in sight) counts at its entry price:
+    # 8.6007 ETH short x 222.248906484356 = 1911.496186...
     parsed = FEED.parse(frame(LIVE_TRIGGER), SNAPSHOT, RECEIVED)
-    assert parsed.events == []
-    assert [r.reason for r in parsed.rejects] == ["trigger_without_price"]
+    assert parsed.rejects == []
+    (alone,) = parsed.events
+    assert (alone.id, alone.side, alone.quantity, alone.price) == (
+        "143679087",
+        "short",
+        8.6007,
+        222.248906484356,
+    )
+    assert alone.notional_usd == pytest.approx(8.6007 * 222.248906484356, rel=1e-12)
 
 
 class _Publisher:
@@ -216,7 +227,7 @@ def test_bad_rows_are_rejected_with_reasons() -> None:
         "quantity_not_positive",  # AMOUNT 0
         "quantity_not_finite",  # "NaN"
         "price_not_positive",  # negative price
-        "trigger_without_price",  # PRICE_ACQUIRED null and no execution row
+        "trigger_without_price",  # PRICE_ACQUIRED and BASE_PRICE null, no execution row
     ]
 
 
