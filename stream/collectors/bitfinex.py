@@ -62,7 +62,10 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def fake_reply(text: str) -> list[str]:
-    """What Bitfinex answers: `subscribed` with a channel id; `pong` for a client ping."""
+    """What Bitfinex answers: `subscribed` with a channel id; `pong` for a client ping.
+
+    Source: docs.bitfinex.com, "WebSocket General" (subscribe/subscribed, ping/pong, `hb`
+    heartbeats) and "WebSocket Public Status" (`status` channel, `liq:global` key)."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

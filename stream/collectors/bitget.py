@@ -56,7 +56,11 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def fake_reply(text: str) -> list[str]:
-    """What Bitget answers: `pong` to `ping`, one `subscribe` event per subscribed arg."""
+    """What Bitget answers: `pong` to `ping`, one `subscribe` event per subscribed arg.
+
+    Source: Bitget API docs, "WebSocket API" (the text `ping` every 30 s answered `pong`;
+    subscribe answered by an `event: subscribe` echo of each arg; errors, `event: error`, are
+    not imitated here)."""
     if text == "ping":
         return ["pong"]
     try:

@@ -60,6 +60,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def fake_reply(text: str) -> list[str]:
+    """Source: bitmex.com/app/wsAPI, "Heartbeats" (send `ping`, the server answers `pong`);
+    the subscription is in the URL (`?subscribe=`), so nothing else is answered."""
     return ["pong"] if text == "ping" else []
 
 

@@ -120,6 +120,8 @@ def _ping_text() -> str:
 
 
 def fake_reply(text: str) -> list[str]:
+    """Source: Bybit v5 docs, "WebSocket Connect" (`{"op":"ping"}` answered with `success` and
+    `ret_msg: pong`; a subscribe answered with `success`, `op` and the request's `req_id`)."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -78,6 +78,9 @@ def answer(text: str) -> str | None:
 
 
 def fake_reply(text: str) -> list[str]:
+    """Source: docs.deribit.com, JSON-RPC over websocket: `public/subscribe` and
+    `public/set_heartbeat` answered with `result` under the request `id`; `public/test` is the
+    answer a `heartbeat` of type `test_request` demands."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

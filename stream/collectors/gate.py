@@ -65,7 +65,10 @@ PING_TEXT = orjson.dumps({"channel": "futures.ping"}).decode()
 
 
 def fake_reply(text: str) -> list[str]:
-    """What Gate answers: a subscribe ack with `status: success`, `futures.pong` for a ping."""
+    """What Gate answers: a subscribe ack with `status: success`, `futures.pong` for a ping.
+
+    Source: Gate API v4 docs, "Futures WebSocket v4" (request/response format, `futures.ping`
+    and `futures.pong`, channel `futures.public_liquidates`)."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -218,7 +218,10 @@ def futures_fake_session(unknown_topics: frozenset[str]) -> FuturesFakeSession:
 
 
 def fake_reply(text: str) -> list[str]:
-    """What HTX answers: a sub ack with `err-code` 0; pongs get no reply."""
+    """What HTX answers: a sub ack with `err-code` 0; pongs get no reply.
+
+    Source: HTX (Huobi) USDT-margined and coin-margined swap API docs, "WebSocket Subscription
+    Address" and "Heartbeat and Connection" (gzip frames, server `ping` answered by `pong`)."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

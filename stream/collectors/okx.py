@@ -37,6 +37,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 
 def fake_reply(text: str) -> list[str]:
+    """Source: OKX API v5 docs, "WebSocket: Overview" (the text `ping` answered `pong`) and
+    "Subscribe" (an `event: subscribe` echo of each arg; `event: error` with a code)."""
     if text == "ping":
         return ["pong"]
     try:
