@@ -114,9 +114,10 @@ function renderAlerts() {
 function instruments(v) {
   if (v.instruments_listed === null) return el("td", { className: "dim instruments", title: "no coverage reported yet" }, "–");
   const partial = v.instruments_subscribed < v.instruments_listed;
+  const live = v.state === "connected" && !v.stale;
   const title = (v.wildcard ? "one subscription for every instrument; " : "")
-    + "as of " + time(v.coverage_as_of) + (v.state === "connected" ? "" : " (not connected now)");
-  return el("td", { className: "instruments" + (partial ? " partial" : v.state === "connected" ? "" : " dim"), title },
+    + "as of " + time(v.coverage_as_of) + (live ? "" : " (not connected now)");
+  return el("td", { className: "instruments" + (partial ? " partial" : live ? "" : " dim"), title },
     v.instruments_subscribed + "/" + v.instruments_listed);
 }
 function rejectedRow(v) { // every refused topic, in a list that scrolls past a few
@@ -126,11 +127,20 @@ function rejectedRow(v) { // every refused topic, in a list that scrolls past a 
   row.dataset.feed = v.feed;
   return row;
 }
+// A stale feed (no heartbeat for 3 beats: its collector is gone without a word) is dimmed and
+// labelled "stale"; its last reported state stays visible beside the label.
+function stateCell(v) {
+  if (v.stale) {
+    return el("td", { className: "dim stale", title: "no heartbeat since " + time(v.heartbeat_as_of) + "; last reported " + v.state },
+      el("span", { className: "tag stale" }, "stale"), " " + v.state);
+  }
+  return el("td", { className: v.state === "connected" ? "short" : v.state === "unknown" ? "dim" : "long" }, v.state);
+}
 function renderCoverage(venues) {
   document.querySelector("#coverage tbody").replaceChildren(...venues.flatMap((v) => {
-    const row = el("tr", {},
+    const row = el("tr", { className: v.stale ? "stale" : "" },
       el("td", {}, v.feed, v.lower_bound ? el("span", { className: "lb", title: v.note }, " lower bound") : ""),
-      el("td", { className: v.state === "connected" ? "short" : v.state === "unknown" ? "dim" : "long" }, v.state),
+      stateCell(v),
       instruments(v),
       el("td", {}, String(v.gaps_24h.length)));
     row.dataset.feed = v.feed;
@@ -171,7 +181,10 @@ function follow() {
   });
   source.addEventListener("history", (e) => onHistory(JSON.parse(e.data)));
   source.addEventListener("breach", (e) => { breaches.unshift(JSON.parse(e.data)); renderAlerts(); });
-  source.addEventListener("status", () => soon("status", async () => renderCoverage((await getJSON("/api/coverage")).venues)));
+  const refreshCoverage = () => soon("status", async () => renderCoverage((await getJSON("/api/coverage")).venues));
+  source.addEventListener("status", refreshCoverage);
+  // A feed turns stale by its collector going quiet, which sends nothing: ask again now and then.
+  setInterval(refreshCoverage, 15e3);
   source.onerror = () => { // the browser reconnects by itself; reload what we missed
     live.textContent = "reconnecting…"; live.className = "";
     loadAll().catch(() => {});

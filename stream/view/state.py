@@ -17,6 +17,7 @@ from stream.symbols import coin_named
 from stream.view.fanout import StreamFilter
 
 DAY_MS = 86_400_000
+STALE_BEATS = 3  # a feed is stale after 3 x its heartbeat interval_s without one
 
 
 class BadRequest(ValueError):
@@ -37,6 +38,17 @@ class FeedCoverage:
     rejected: list[dict[str, str]] = field(default_factory=list)
     wildcard: bool = False
     coverage_as_of: int | None = None
+    # From the feed's latest `heartbeat` record (None until one was read): a feed whose
+    # collector died without a word (kill -9) stops sending them, which is how it shows.
+    heartbeat_as_of: int | None = None
+    heartbeat_interval_s: float | None = None
+
+    def stale(self, now_ms: int) -> bool:
+        """No heartbeat for 3 x its own interval (docs/events.md); False for a feed that
+        never sent one (collectors without heartbeats keep the old behaviour)."""
+        if self.heartbeat_as_of is None or self.heartbeat_interval_s is None:
+            return False
+        return now_ms - self.heartbeat_as_of > STALE_BEATS * self.heartbeat_interval_s * 1000
 
 
 @dataclass
@@ -93,7 +105,11 @@ class GlobalView:
         if not isinstance(name, str) or not isinstance(exchange, str):
             raise ValueError(f"not a status record: feed={name!r}, exchange={exchange!r}")
         state = record.get("state")
-        taken = _subscriptions(record) if state == "coverage" else None
+        taken = _subscriptions(record) if state in ("coverage", "heartbeat") else None
+        if state == "heartbeat":
+            _require(record, _HEARTBEAT_SHAPE, "heartbeat")
+            if not 0 < record["interval_s"] < float("inf"):
+                raise ValueError(f"not a heartbeat record: interval_s={record['interval_s']!r}")
         if state == "gap":
             _require(record, _GAP_SHAPE, "gap")
         elif state in ("connected", "disconnected"):
@@ -101,6 +117,11 @@ class GlobalView:
         coverage = self.coverage.get(name)  # the record is fine: from here nothing raises
         if coverage is None:
             coverage = self.coverage[name] = FeedCoverage(exchange, name)
+        if state == "heartbeat" and (
+            coverage.heartbeat_as_of is None or record["ts"] >= coverage.heartbeat_as_of
+        ):  # older ones: the topic read again
+            coverage.heartbeat_as_of = record["ts"]
+            coverage.heartbeat_interval_s = float(record["interval_s"])
         if taken is not None:
             if coverage.coverage_as_of is None or record["ts"] >= coverage.coverage_as_of:
                 coverage.listed, coverage.subscribed, coverage.rejected, coverage.wildcard = taken
@@ -198,6 +219,8 @@ class GlobalView:
                     "rejected": list(coverage.rejected),
                     "wildcard": coverage.wildcard,
                     "coverage_as_of": coverage.coverage_as_of,
+                    "stale": coverage.stale(now_ms),
+                    "heartbeat_as_of": coverage.heartbeat_as_of,
                 }
             )
         return {"venues": venues}
@@ -257,6 +280,7 @@ _COVERAGE_SHAPE = {
     "instruments_subscribed": (int,),
     "rejected": (list,),
 }
+_HEARTBEAT_SHAPE = {"ts": (int,), "interval_s": _NUMBER}
 _REJECTED_SHAPE = {"topic": (str,), "reason": (str,)}
 
 

@@ -12,7 +12,16 @@ from stream.config import load_settings
 from stream.view.state import GlobalView
 from stream.worker.service import build_worker
 from stream.worker.web import OPENAPI
-from tests.api.test_view import FEEDS, NOW, WINDOWS, coverage_record, key, largest, totals
+from tests.api.test_view import (
+    FEEDS,
+    NOW,
+    WINDOWS,
+    coverage_record,
+    heartbeat_record,
+    key,
+    largest,
+    totals,
+)
 
 # Faust's own blueprints (key routing between workers, table browsing), not our API.
 FAUST_BUILT_INS = ("/router", "/table", "/graph", "/stats", "/assignment")
@@ -140,6 +149,8 @@ def test_the_view_answers_as_documented(spec: dict[str, Any]) -> None:
     )
     view.add_status(coverage_record("okx", NOW, 310, 309, "liquidation-orders.X"))
     view.add_status(coverage_record("binance-usdm", NOW, 420, 420, wildcard=True))
+    view.add_status(heartbeat_record("okx", NOW - 100_000))  # stale by NOW: both forms answered
+    view.add_status(heartbeat_record("binance-usdm", NOW))
     answers = {
         "/api/totals": view.query_totals({}, NOW),
         "/api/breaches": view.query_breaches({}, NOW),
@@ -157,6 +168,7 @@ def test_every_coverage_field_is_documented(spec: dict[str, Any]) -> None:
     """A feed with a coverage record and one without: the same fields, each documented."""
     view = GlobalView(WINDOWS, FEEDS)
     view.add_status(coverage_record("bybit-linear", NOW, 805, 803, "allLiquidation.A"))
+    view.add_status(heartbeat_record("okx", NOW))
     venue = resolve(spec, answer_schema(spec, "/api/coverage"))["properties"]["venues"]["items"]
     answered = view.query_coverage({}, NOW)["venues"]
     assert {v["feed"] for v in answered} == {*FEEDS, "bybit-linear"}

@@ -291,6 +291,100 @@ def test_a_stray_coverage_record_is_skipped_and_breaks_nothing(stray: dict) -> N
     assert venues["bybit-linear"]["instruments_subscribed"] == 803
 
 
+def heartbeat_record(feed: str, ts: int, interval_s: float = 30.0, **more) -> dict:
+    """A `heartbeat` status record as docs/events.md shows it."""
+    record = coverage_record(feed, ts, 805, 803, "allLiquidation.AUSDT", wildcard=False)
+    record.update(
+        state="heartbeat",
+        interval_s=interval_s,
+        connected=True,
+        connections=2,
+        connections_up=2,
+        last_frame_ts=ts - 126,
+    )
+    return {**record, **more}
+
+
+def test_a_feed_without_heartbeats_for_three_intervals_is_stale() -> None:
+    v = GlobalView(WINDOWS, FEEDS)
+    v.add_status({"exchange": "okx", "feed": "okx", "state": "connected", "ts": NOW - 200_000})
+    v.add_status(heartbeat_record("okx", NOW - 60_000, interval_s=30.0))
+    v.add_status(heartbeat_record("okx", NOW - 90_000, interval_s=30.0))  # re-read: older
+
+    def okx(now_ms: int) -> dict:
+        return {r["feed"]: r for r in v.query_coverage({}, now_ms)["venues"]}["okx"]
+
+    assert okx(NOW)["stale"] is False and okx(NOW)["heartbeat_as_of"] == NOW - 60_000
+    assert okx(NOW + 30_000)["stale"] is False  # exactly 3 x 30 s: not yet
+    late = okx(NOW + 30_001)  # killed with kill -9: no `disconnected`, the beats just stop
+    assert late["stale"] is True and late["heartbeat_as_of"] == NOW - 60_000
+    assert (late["state"], late["since"]) == ("connected", NOW - 200_000)  # kept as it was
+    v.add_status(heartbeat_record("okx", NOW + 40_000, interval_s=5.0))  # back, a faster beat
+    assert okx(NOW + 55_000)["stale"] is False
+    assert okx(NOW + 55_001)["stale"] is True  # each record's own interval: 3 x 5 s
+
+
+def test_a_feed_that_never_sent_a_heartbeat_is_never_stale() -> None:
+    v = GlobalView(WINDOWS, FEEDS)
+    v.add_status({"exchange": "okx", "feed": "okx", "state": "connected", "ts": NOW})
+    venues = {r["feed"]: r for r in v.query_coverage({}, NOW + 10 * 86_400_000)["venues"]}
+    for feed in ("okx", "bitmex", "binance-usdm"):
+        assert (venues[feed]["stale"], venues[feed]["heartbeat_as_of"]) == (False, None)
+    assert venues["okx"]["state"] == "connected"
+
+
+def test_a_heartbeat_newer_than_the_coverage_refreshes_the_counts() -> None:
+    v = GlobalView(WINDOWS, FEEDS)
+    v.add_status(coverage_record("okx", NOW - 100, 300, 290, "liquidation-orders.X"))
+    v.add_status(heartbeat_record("okx", NOW - 50))
+    okx = {r["feed"]: r for r in v.query_coverage({}, NOW)["venues"]}["okx"]
+    assert (okx["instruments_listed"], okx["instruments_subscribed"]) == (805, 803)
+    assert okx["rejected"] == [
+        {
+            "topic": "allLiquidation.AUSDT",
+            "reason": "error:handler not found,topic:allLiquidation.AUSDT",
+        }
+    ]
+    assert okx["coverage_as_of"] == NOW - 50
+    v.add_status(coverage_record("okx", NOW - 10, 310, 310))  # a later coverage record wins
+    v.add_status(heartbeat_record("okx", NOW - 30))  # an older heartbeat does not undo it
+    okx = {r["feed"]: r for r in v.query_coverage({}, NOW)["venues"]}["okx"]
+    assert (okx["instruments_listed"], okx["instruments_subscribed"]) == (310, 310)
+    assert (okx["coverage_as_of"], okx["heartbeat_as_of"]) == (NOW - 10, NOW - 30)
+
+
+@pytest.mark.parametrize(
+    "stray",
+    [
+        {"interval_s": None},
+        {"interval_s": "30"},
+        {"interval_s": True},
+        {"interval_s": 0},
+        {"interval_s": -30.0},
+        {"ts": None},
+        {"ts": 1.5},
+        {"instruments_listed": "805"},
+        {"rejected": None},
+        {"wildcard": "no"},
+        {"feed": 42},
+    ],
+)
+def test_a_stray_heartbeat_record_is_skipped_and_breaks_nothing(stray: dict) -> None:
+    f = feeder()
+    good = heartbeat_record("okx", NOW - 60_000)
+    f._apply(f.topics.status, b"okx", orjson.dumps(good))
+    before = f.view.query_coverage({}, NOW)
+    f._apply(f.topics.status, b"okx", orjson.dumps({**heartbeat_record("okx", NOW), **stray}))
+    bad = {**heartbeat_record("bybit-linear", NOW), **stray}
+    f._apply(f.topics.status, b"bybit", orjson.dumps(bad))
+    assert f.unreadable == 2
+    assert f.view.query_coverage({}, NOW) == before  # nothing half-taken, no feed added
+    assert f.view.query_coverage({}, NOW + 30_001)["venues"][-1]["stale"] is True
+    f._apply(f.topics.status, b"bybit", orjson.dumps(heartbeat_record("bybit-linear", NOW)))
+    venues = {r["feed"]: r for r in f.view.query_coverage({}, NOW)["venues"]}
+    assert venues["bybit-linear"]["heartbeat_as_of"] == NOW  # and later ones are still read
+
+
 @pytest.mark.parametrize(
     ("call", "params", "message"),
     [
