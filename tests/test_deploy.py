@@ -128,6 +128,48 @@ def test_monitoring_profile_scrapes_what_runs() -> None:
     assert collector_env["LIQSTREAM_METRICS_HOST"] == "0.0.0.0"
 
 
+# Each long-running liqstream command serves /metrics on the port of this setting, on the
+# host of the paired one (which must be 0.0.0.0 in a container for Prometheus to reach it).
+METRICS_ENDPOINT = {
+    "collect": ("LIQSTREAM_METRICS_HOST", "LIQSTREAM_METRICS_PORT"),
+    "worker": ("LIQSTREAM_WEB_HOST", "LIQSTREAM_WEB_PORT"),
+    "api": ("LIQSTREAM_API_HOST", "LIQSTREAM_API_PORT"),
+}
+ONE_SHOT_COMMANDS = {"topics"}  # runs to completion: nothing to scrape
+
+
+def test_every_service_serving_metrics_is_scraped() -> None:
+    """Every compose service running a liqstream command that serves /metrics has a scrape
+    job reaching it on that port: through the network's DNS (every replica) when the service
+    scales, else as a static target."""
+    services = compose()["services"]
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    scraped: set[tuple[str, str]] = set()
+    for job in prometheus["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+        for sd in job.get("dns_sd_configs", []):
+            scraped |= {(name, str(sd["port"])) for name in sd["names"]}
+        for static in job.get("static_configs", []):
+            scraped |= {(t.split(":")[0], t.split(":")[1]) for t in static["targets"]}
+    serving = {}
+    for name, service in services.items():
+        if service.get("build") != ".":
+            continue  # not liqstream
+        command = service["command"][0]
+        if command in ONE_SHOT_COMMANDS:
+            continue
+        assert command in METRICS_ENDPOINT, (name, command)  # a new service: say what it serves
+        host, port = METRICS_ENDPOINT[command]
+        assert service["environment"][host] == "0.0.0.0", name
+        serving[name] = service["environment"][port]
+    assert set(serving) == {"collector", "worker", "api"}
+    for name, port in serving.items():
+        assert (name, port) in scraped, (name, port, sorted(scraped))
+    for name in ("worker", "api"):  # scaled with --scale: one DNS name, every replica
+        jobs = [j for j in prometheus["scrape_configs"] if j.get("dns_sd_configs")]
+        assert any(name in sd["names"] for j in jobs for sd in j["dns_sd_configs"]), name
+
+
 def code_metric_names() -> set[str]:
     names = set()
     for path in (ROOT / "stream").rglob("*.py"):
