@@ -202,8 +202,8 @@ class Detector:
 
 
 def _events(lines: Iterable[bytes | str], err: TextIO, resolution_ms: int) -> Iterable[dict]:
-    """Valid events, each once as the worker counts it (an id its venue sent before, within
-    the same bucket, is a repeat); invalid and repeated lines are named on `err`.
+    """Valid events, each once as the worker counts it (an id its venue sent before, at any
+    time within the horizon, is a repeat); invalid and repeated lines are named on `err`.
 
     Lines are best bytes (stdin's buffer): invalid UTF-8 is then a reject like any bad line,
     not a decoding error that ends the run. Blank means JSON whitespace only: a line of
