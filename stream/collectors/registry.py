@@ -1,8 +1,11 @@
 """The venues liqstream collects from: one module per exchange, listed here by hand.
 
-Adding an exchange: write `stream/collectors/<venue>.py` with its `FEEDS`, its fixtures and
-tests, and add one line below. `tests/collectors/test_registry.py` fails on a module that is
-not listed.
+Adding an exchange is more than a line here; docs/adding-a-venue.md is the checklist. Beside
+`stream/collectors/<venue>.py` (with its `FEEDS`, fixtures and tests) and its import and
+`VENUES` entry below, its id goes into `COLLECTOR_EXCHANGES` in `stream/exchanges.py` (the
+schema validates `exchange` against that without importing the collectors), plus the demo
+weights, docs and snapshot that document names. `tests/collectors/test_registry.py` fails on
+a module not listed here, and `tests/test_exchanges.py` until `stream/exchanges.py` agrees.
 """
 
 from __future__ import annotations
