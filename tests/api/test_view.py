@@ -353,6 +353,31 @@ def test_a_heartbeat_newer_than_the_coverage_refreshes_the_counts() -> None:
     assert (okx["coverage_as_of"], okx["heartbeat_as_of"]) == (NOW - 10, NOW - 30)
 
 
+def test_the_view_reads_the_heartbeats_the_collectors_write() -> None:
+    """The contract from both ends: a heartbeat made by the collectors' own connection (not
+    running: its record at this moment) is read, and the feed goes stale 3 beats later."""
+    from stream.collectors.connection import FeedConnection
+    from stream.collectors.registry import FEEDS as REGISTRY
+    from tests.collectors.test_shells import pipeline_for
+
+    feeds = {name: (f.exchange, f.lower_bound, f.notes) for name, f in REGISTRY.items()}
+    f = ViewFeeder(load_settings(), GlobalView(WINDOWS, feeds))
+    pipeline, published = pipeline_for(REGISTRY["bybit-linear"])
+    FeedConnection(pipeline, "ws://127.0.0.1:9", status_interval_s=12.5)._heartbeat()
+    ((topic, record_key, record),) = published.records
+    assert (topic, record["state"]) == ("collectors.status", "heartbeat")
+    f._apply(f.topics.status, record_key.encode(), orjson.dumps(record))
+    assert f.unreadable == 0
+    ts = record["ts"]
+
+    def bybit(now_ms: int) -> dict:
+        return {v["feed"]: v for v in f.view.query_coverage({}, now_ms)["venues"]}["bybit-linear"]
+
+    assert (bybit(ts)["stale"], bybit(ts)["heartbeat_as_of"]) == (False, ts)
+    assert bybit(ts + 37_500)["stale"] is False
+    assert bybit(ts + 37_501)["stale"] is True
+
+
 @pytest.mark.parametrize(
     "stray",
     [
