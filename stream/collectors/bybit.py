@@ -29,7 +29,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, choose, load_frame, number, reject
+from stream.collectors.parsing import (
+    add_sized_event,
+    choose,
+    load_frame,
+    number,
+    reject,
+    reply_object,
+)
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -68,13 +75,8 @@ def request(op: str, topics: Sequence[str], req_id: str) -> str:
 
 def read_reply(text: str) -> SubscribeReply | None:
     """A subscribe/unsubscribe answer (by `op`), with the topic Bybit names when it refuses."""
-    if '"op"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict) or message.get("op") not in ("subscribe", "unsubscribe"):
+    message = reply_object(text, '"op"')
+    if message is None or message.get("op") not in ("subscribe", "unsubscribe"):
         return None
     req_id = message.get("req_id")
     ok = message.get("success") is True

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, parse_items, reject, text_field
+from stream.collectors.parsing import load_frame, parse_items, reject, reply_object, text_field
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -73,13 +73,8 @@ def request(op: str, topics: Sequence[str], req_id: str) -> str:
 
 def read_reply(text: str) -> SubscribeReply | None:
     """`subscribed`/`unsubscribed` name their market; an error names it in its message."""
-    if '"type"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
+    message = reply_object(text, '"type"')
+    if message is None:
         return None
     kind = message.get("type")
     if kind in ("subscribed", "unsubscribed") and message.get("channel") == CHANNEL:

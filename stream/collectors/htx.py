@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, parse_items, reject
+from stream.collectors.parsing import load_frame, lookup, parse_items, reject, reply_object
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -138,13 +138,8 @@ def coin_request(op: str, topics: Sequence[str], req_id: str) -> str:
 def read_reply(text: str) -> SubscribeReply | None:
     """A sub/unsub answer: `err-code` 0 acknowledges `topic`, anything else refuses it with
     `err-msg`. `cid` echoes the request's id."""
-    if '"err-code"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict) or message.get("op") not in ("sub", "unsub"):
+    message = reply_object(text, '"err-code"')
+    if message is None or message.get("op") not in ("sub", "unsub"):
         return None
     op = "subscribe" if message["op"] == "sub" else "unsubscribe"
     topic = message.get("topic")

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, parse_items, reject
+from stream.collectors.parsing import load_frame, lookup, parse_items, reject, reply_object
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -76,13 +76,8 @@ def request(op: str, topics: Sequence[str], req_id: str) -> str:
 
 def read_reply(text: str) -> SubscribeReply | None:
     """Answers to `trade` subscriptions (the heartbeat feed's are not topics)."""
-    if '"event"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
+    message = reply_object(text, '"event"')
+    if message is None:
         return None
     event = message.get("event")
     products = message.get("product_ids")

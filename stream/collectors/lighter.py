@@ -41,7 +41,14 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, number, parse_items, reject, text_field
+from stream.collectors.parsing import (
+    load_frame,
+    number,
+    parse_items,
+    reject,
+    reply_object,
+    text_field,
+)
 from stream.collectors.venue import (
     UNKNOWN_SYMBOL,
     Feed,
@@ -105,13 +112,8 @@ def _channel_topic(channel: Any) -> str | None:
 def read_reply(text: str) -> SubscribeReply | None:
     """`subscribed/trade` names its channel; an error names none (the oldest request waiting
     is meant); "already subscribed" means what was asked for holds."""
-    if '"subscribed/trade"' not in text and '"unsubscribed' not in text and '"error"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
+    message = reply_object(text, '"subscribed/trade"', '"unsubscribed', '"error"')
+    if message is None:
         return None
     kind = message.get("type")
     named = _channel_topic(message.get("channel"))

@@ -256,3 +256,17 @@ def add_sized_event(
         )
     except Rejected as rejected:
         add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(item)}"))
+
+
+def reply_object(text: str, *markers: str) -> dict[str, Any] | None:
+    """The JSON object of a venue's control message (a subscribe answer), or None when the
+    text holds none of `markers` (a cheap test before decoding: data frames are the many) or
+    is not a JSON object. For `read_reply` functions, which never reject: data frames go to
+    the parser, which does."""
+    if not any(marker in text for marker in markers):
+        return None
+    try:
+        message = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return message if isinstance(message, dict) else None

@@ -31,7 +31,15 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, choose, load_frame, lookup, number, reject
+from stream.collectors.parsing import (
+    add_sized_event,
+    choose,
+    load_frame,
+    lookup,
+    number,
+    reject,
+    reply_object,
+)
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -80,13 +88,8 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 
 def read_reply(text: str) -> SubscribeReply | None:
     """`subscribe`/`unsubscribe` answers name their symbols; an `error` names none."""
-    if '"event"' not in text:
-        return None
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(message, dict):
+    message = reply_object(text, '"event"')
+    if message is None:
         return None
     event = message.get("event")
     if event in ("subscribe", "unsubscribe") and message.get("channel") == CHANNEL:
