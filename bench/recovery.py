@@ -24,11 +24,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.synthetic import EXCHANGES
+from bench.synthetic import EXCHANGES, linear_event
 from stream.config import Settings, load_settings
 from stream.kafka import Topics, client_options
 from stream.localkafka import free_port
-from stream.schema import LiquidationEvent, make_event
+from stream.schema import LiquidationEvent
 from stream.topics import ensure_topics
 
 DAY_MS = 86_400_000
@@ -48,20 +48,7 @@ def day_of_events(
         price = rng.uniform(0.5, 500.0)
         notional = rng.lognormvariate(8.5, 1.6)
         ts = start_ms + (n * span_ms) // count
-        yield make_event(
-            id=f"rec-{seed}-{n}",
-            exchange=exchange,
-            symbol=f"{coin}USDT",
-            coin=coin,
-            quote="USDT",
-            contract_type="linear",
-            side="long" if rng.random() < 0.6 else "short",
-            price=price,
-            quantity=notional / price,
-            notional_usd=notional,
-            ts=ts,
-            received_ts=ts + 50,
-        )
+        yield linear_event(rng, f"rec-{seed}-{n}", exchange, coin, price, notional, ts)
 
 
 async def fill(settings: Settings, count: int, symbols: int) -> None:

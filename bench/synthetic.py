@@ -34,17 +34,30 @@ def synthetic_events(
         price = COINS[coin] * rng.uniform(0.97, 1.03)
         notional = rng.lognormvariate(8.5, 1.6)
         ts = start_ms + (n * span_ms) // max(count, 1)
-        yield make_event(
-            id=f"bench-{seed}-{n}",
-            exchange=exchange,
-            symbol=f"{coin}USDT",
-            coin=coin,
-            quote="USDT",
-            contract_type="linear",
-            side="long" if rng.random() < 0.6 else "short",
-            price=price,
-            quantity=notional / price,
-            notional_usd=notional,
-            ts=ts,
-            received_ts=ts + 50,
-        )
+        yield linear_event(rng, f"bench-{seed}-{n}", exchange, coin, price, notional, ts)
+
+
+def linear_event(
+    rng: random.Random,
+    event_id: str,
+    exchange: str,
+    coin: str,
+    price: float,
+    notional: float,
+    ts: int,
+) -> LiquidationEvent:
+    """One linear USDT event, 60 % of them longs, received 50 ms after it happened."""
+    return make_event(
+        id=event_id,
+        exchange=exchange,
+        symbol=f"{coin}USDT",
+        coin=coin,
+        quote="USDT",
+        contract_type="linear",
+        side="long" if rng.random() < 0.6 else "short",
+        price=price,
+        quantity=notional / price,
+        notional_usd=notional,
+        ts=ts,
+        received_ts=ts + 50,
+    )
