@@ -31,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import choose, load_frame, parse_items, reject
+from stream.collectors.parsing import choose, load_object, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -128,11 +128,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     parsed = Parsed()
     if text == "pong":
         return parsed
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if "event" in frame:  # subscribe acks; errors are dead-lettered
         if frame["event"] == "error" or frame.get("code") not in (None, 0, "0"):

@@ -39,7 +39,7 @@ from stream.collectors.parsing import (
     add_reject,
     add_sized_event,
     item_text,
-    load_frame,
+    load_object,
     lookup,
     number,
     reject,
@@ -72,11 +72,8 @@ def read(
     parsed = Parsed()
     if text == "pong":
         return parsed, xbt_usd
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed, xbt_usd
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed, xbt_usd
     if "error" in frame:
         reject(parsed, "venue_error", frame)

@@ -32,7 +32,7 @@ import orjson
 from stream.collectors.parsing import (
     add_sized_event,
     choose,
-    load_frame,
+    load_object,
     number,
     reject,
     reply_object,
@@ -227,11 +227,8 @@ def parse(
     """An `allLiquidation` frame as events of `exchange`: Bybit's, or a venue speaking Bybit's
     protocol under its own id (Zoomex), whose event ids are then its own."""
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if "op" in frame or "success" in frame:
         return parsed  # subscribe answers are read by the connection (`read_reply`); pongs

@@ -39,7 +39,7 @@ from stream.collectors.parsing import (
     add_reject,
     add_sized_event,
     item_text,
-    load_frame,
+    load_object,
     number,
     reject,
 )
@@ -116,11 +116,8 @@ def instrument_of(name: str) -> Instrument:
 
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if "error" in frame:
         reject(parsed, "venue_error", frame)

@@ -24,7 +24,13 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, parse_items, reject, reply_object, text_field
+from stream.collectors.parsing import (
+    load_object,
+    parse_items,
+    reject,
+    reply_object,
+    text_field,
+)
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -226,11 +232,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
      "price":"75974","type":"LIQUIDATED","createdAt":"2026-09-17T13:39:47.542Z"}]}}
     """
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     kind = frame.get("type")
     if kind == "error":

@@ -35,7 +35,13 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, lookup, parse_items, reject
+from stream.collectors.parsing import (
+    add_sized_event,
+    load_object,
+    lookup,
+    parse_items,
+    reject,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
@@ -136,11 +142,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
      "contract":"BTC_USD"}]}
     """
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if frame.get("error"):
         reject(parsed, "venue_error", frame)

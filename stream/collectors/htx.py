@@ -40,7 +40,13 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, parse_items, reject, reply_object
+from stream.collectors.parsing import (
+    load_object,
+    lookup,
+    parse_items,
+    reject,
+    reply_object,
+)
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -332,11 +338,8 @@ def _parse(
      "business_type":"swap","trade_partition":"USDT"}]}
     """
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if frame.get("op") != "notify":  # sub acks, pings, pongs; a failed sub is an error
         if frame.get("err-code") not in (None, 0) or frame.get("op") == "error":

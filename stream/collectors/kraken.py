@@ -28,7 +28,13 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import load_frame, lookup, parse_items, reject, reply_object
+from stream.collectors.parsing import (
+    load_object,
+    lookup,
+    parse_items,
+    reject,
+    reply_object,
+)
 from stream.collectors.venue import (
     Feed,
     Instrument,
@@ -211,11 +217,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
      "price":34891}
     """
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     event = frame.get("event")
     if event is not None:  # info, subscribed; errors and failed subscriptions are dead-lettered

@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
-    load_frame,
+    load_object,
     number,
     parse_items,
     reject,
@@ -260,11 +260,8 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     """`subscribed/trade` and `update/trade` frames; other frames (connected, answers) give
     nothing, an error frame is a `venue_error` reject."""
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if "error" in frame:
         reject(parsed, "venue_error", frame)

@@ -116,6 +116,18 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def load_object(text: str, parsed: Parsed) -> dict[str, Any] | None:
+    """A frame's JSON object, or a reject in `parsed` and None: every venue's messages are
+    objects, so any other JSON value is `unexpected_shape`."""
+    frame = load_frame(text, parsed)
+    if frame is None:
+        return None
+    if not isinstance(frame, dict):
+        reject(parsed, "unexpected_shape", frame)
+        return None
+    return frame
+
+
 def item_text(item: Any) -> str:
     """The raw text of one frame item (at most `MAX_ITEM_CHARS`), for the dead-letter record."""
     try:

@@ -34,7 +34,7 @@ import orjson
 from stream.collectors.parsing import (
     add_sized_event,
     choose,
-    load_frame,
+    load_object,
     lookup,
     number,
     reject,
@@ -183,11 +183,8 @@ def _side(item: dict[str, Any]) -> str | None:
 
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     parsed = Parsed()
-    frame = load_frame(text, parsed)
+    frame = load_object(text, parsed)
     if frame is None:
-        return parsed
-    if not isinstance(frame, dict):
-        reject(parsed, "unexpected_shape", frame)
         return parsed
     if "event" in frame:  # subscribe answers (read by the connection), pongs, errors
         if frame.get("event") == "error":
