@@ -1,46 +1,75 @@
 """The collector registry is the one list of venues: every other list of exchange ids is
-derived from it or checked against it here, so adding a venue is its module, its fixtures
-and its registry line (and this test names whatever else was forgotten)."""
+derived from it, so adding a venue is its module, its fixtures and its registry line (and this
+test names whatever else was forgotten)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from stream import exchanges, schema
-from stream.collectors.registry import FEEDS, VENUES
+from stream.collectors import registry
 from stream.demo.session import FEED_WEIGHTS
 from stream.node_sources import hyperliquid
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def registry_exchange_ids() -> list[str]:
-    """The ids from the registry alone: each venue module's feeds name their exchange."""
-    return list(dict.fromkeys(feed.exchange for feed in FEEDS.values()))
+def test_schema_accepts_exactly_the_registry_ids_and_the_node_sources() -> None:
+    """The ids from the registry's list alone (no venue module imported) and the node sources
+    are what the schema accepts, no more and no fewer."""
+    assert {*registry.VENUE_IDS, hyperliquid.EXCHANGE} == schema.EXCHANGES
+    for exchange in (*registry.VENUE_IDS, hyperliquid.EXCHANGE):
+        event = schema.make_event(
+            exchange=exchange,
+            symbol="BTCUSDT",
+            coin="BTC",
+            quote="USDT",
+            contract_type="linear",
+            side="long",
+            price=100.0,
+            quantity=1.0,
+            notional_usd=100.0,
+            ts=1_762_290_000_000,
+            received_ts=1_762_290_000_100,
+        )
+        assert event.exchange == exchange
 
 
-def test_registry_alone_lists_the_collector_exchanges() -> None:
-    ids = registry_exchange_ids()
-    assert ids == list(VENUES)
-    assert tuple(ids) == exchanges.COLLECTOR_EXCHANGES
+def test_each_registry_id_is_a_venue_module_whose_feeds_carry_it() -> None:
+    assert list(registry.VENUES) == list(registry.VENUE_IDS)
+    for venue_id, module in registry.VENUES.items():
+        assert module.__name__ == f"stream.collectors.{venue_id}"
+        assert module.FEEDS and {feed.exchange for feed in module.FEEDS} == {venue_id}
+    assert exchanges.COLLECTOR_EXCHANGES == registry.VENUE_IDS
+
+
+def test_the_schema_reads_the_ids_without_importing_any_venue_module() -> None:
+    code = (
+        "import sys, stream.schema; "
+        "print(sorted(m for m in sys.modules if m.startswith('stream.collectors.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "['stream.collectors.registry']"
 
 
 def test_node_sources_are_the_other_exchanges() -> None:
     assert exchanges.NODE_EXCHANGES == (hyperliquid.EXCHANGE,)
-    assert not set(exchanges.NODE_EXCHANGES) & set(VENUES)
+    assert not set(exchanges.NODE_EXCHANGES) & set(registry.VENUE_IDS)
 
 
-def test_schema_accepts_exactly_the_known_exchanges() -> None:
-    assert {*registry_exchange_ids(), hyperliquid.EXCHANGE} == schema.EXCHANGES
-
-
-def test_demo_weighs_every_feed_of_the_registry() -> None:
-    assert set(FEED_WEIGHTS) == set(FEEDS)
+def test_demo_weights_name_only_registered_feeds() -> None:
+    """A feed without a demo weight is simply left out of the demo; a weight of a feed that no
+    longer exists is a leftover."""
+    assert set(FEED_WEIGHTS) <= set(registry.FEEDS)
 
 
 def test_event_docs_list_every_collector_exchange() -> None:
     text = (DOCS / "events.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| `exchange` |"))
     listed = set(re.findall(r"`([a-z0-9]+)`", row.split("|")[3]))
-    assert set(registry_exchange_ids()) <= listed, set(registry_exchange_ids()) - listed
+    assert set(registry.VENUE_IDS) <= listed, set(registry.VENUE_IDS) - listed

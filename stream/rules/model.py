@@ -331,6 +331,6 @@ def _known(names: Iterable[str]) -> str:
 
 
 def _exchanges() -> set[str]:
-    from stream.collectors.registry import FEEDS
+    from stream.exchanges import COLLECTOR_EXCHANGES
 
-    return {feed.exchange for feed in FEEDS.values()}
+    return set(COLLECTOR_EXCHANGES)
