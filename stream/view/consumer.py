@@ -8,6 +8,11 @@ and coverage, may be days old on a quiet feed; the topic's retention bounds it),
 from 24 hours back. Topics that do not exist yet
 are waited for, never created here: a consumer's metadata request could auto-create them with
 broker defaults (an uncompacted totals topic).
+
+At start the history topic is read only once the other three are caught up: it holds a
+record per scope and bucket (millions for a busy day), the others a few thousand. So the
+view is ready (totals, breaches, coverage) within seconds and /api/history says it is still
+loading until the history topic is read to its end too.
 """
 
 from __future__ import annotations
@@ -85,9 +90,20 @@ async def wait_for_partitions(settings: Settings, topics: list[str]) -> list[Top
         await admin.close()
 
 
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Every partition of `ends` read up to its end offset there."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
 class ViewFeeder:
-    def __init__(self, settings: Settings, view: GlobalView) -> None:
+    def __init__(self, settings: Settings, view: GlobalView, *, history: bool = True) -> None:
+        """`history` False: the history topic is not read (a worker whose API is served by
+        `liqstream api` needs none of it, and it is the bulk of the view's memory)."""
         self.settings = settings
+        self.keeps_history = history
         self.view = view
         self.topics = Topics.with_prefix(settings.topic_prefix)
         self.fanout = Fanout(settings.stream_max_lag_ms / 1000)
@@ -97,12 +113,18 @@ class ViewFeeder:
             settings.history_retention_ms,
         )
         self.subscribers: set[Subscriber] = set()
-        self.caught_up = False  # read up to the end offsets seen at start
+        self.caught_up = False  # totals, breaches, status read up to the ends seen at start
         self.unreadable = 0  # records skipped as not what the view expects
         self.dropped = 0  # stream clients ended for falling behind
         self._pinged_at = time.monotonic()
         self.closing = False  # set when the process stops: every stream ends
         self._told: dict[TopicPartition, int] = {}  # offsets up to which changes were told
+
+    @property
+    def history_caught_up(self) -> bool:
+        """The history topic was read up to the end offsets seen at start (/api/history
+        answers from then on)."""
+        return self.history.settled
 
     def subscribe(self, wanted: StreamFilter) -> Subscriber:
         """A client that is sent what changes from the next tick on."""
@@ -167,9 +189,10 @@ class ViewFeeder:
 
     async def _feed(self, stop: asyncio.Event) -> None:
         topics = self.topics
-        partitions = await wait_for_partitions(
-            self.settings, [topics.totals, topics.breaches, topics.status, topics.history]
-        )
+        wanted = [topics.totals, topics.breaches, topics.status]
+        if self.keeps_history:
+            wanted.append(topics.history)
+        partitions = await wait_for_partitions(self.settings, wanted)
         consumer = AIOKafkaConsumer(
             **client_options(self.settings),
             group_id=None,
@@ -181,12 +204,22 @@ class ViewFeeder:
             consumer.assign(partitions)
             await self._position(consumer, partitions)
             ends = await consumer.end_offsets(partitions)
+            history = {tp: end for tp, end in ends.items() if tp.topic == topics.history}
+            rest = {tp: end for tp, end in ends.items() if tp not in history}
+            if not self.caught_up:
+                consumer.pause(*history)  # the small topics first: ready sooner
             while not stop.is_set():
                 if not self.caught_up:
-                    positions = {tp: await consumer.position(tp) for tp in ends}
-                    self.caught_up = all(positions[tp] >= end for tp, end in ends.items())
-                    if self.caught_up:  # every version of a history key read: folding is safe
-                        self.history.settle(int(time.time() * 1000))
+                    self.caught_up = await _reached(consumer, rest)
+                    if self.caught_up:
+                        consumer.resume(*history)
+                # every version of a history key read: folding is safe from here
+                if (
+                    self.caught_up
+                    and not self.history.settled
+                    and await _reached(consumer, history)
+                ):
+                    self.history.settle(int(time.time() * 1000))
                 batch = await consumer.getmany(timeout_ms=500, max_records=5_000)
                 for tp, records in batch.items():
                     told = self._told.get(tp, 0)
@@ -233,7 +266,8 @@ class ViewFeeder:
             if record is None:  # tombstones are not ours: the topic expires by time
                 return
             self.history.add(record, int(time.time() * 1000))
-            if tell and key is not None:
+            # what was read before the topic's end (the past, loading) is told to nobody
+            if tell and key is not None and self.history.settled:
                 self.fanout.offer("history", record, key.decode())
         elif topic == self.topics.totals:
             if key is None:

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent
 OPENAPI = PACKAGE / "worker" / "openapi.json"
 DASHBOARD = PACKAGE / "dashboard"
 TOTALS_CACHE_MAX = 256  # distinct /api/totals filters kept encoded per version of the view
+HISTORY_RETRY_AFTER_S = 5  # /api/history while the history topic is still being read
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,7 +99,18 @@ class ApiRoutes:
         return self.answer(lambda: self.view.query_coverage(request.query, now_ms()))
 
     async def history(self, request: web.Request) -> web.Response:
-        """Long and short USD, counts and the largest order per interval of one scope."""
+        """Long and short USD, counts and the largest order per interval of one scope; 503
+        with Retry-After while the history topic is still being read (after a start), as
+        an answer from part of it would show intervals short."""
+        if not self.feeder.history_caught_up:
+            loading = {
+                "error": "history is still loading (the view reads liquidations.history "
+                "after a start); ask again shortly",
+                "loading": True,
+            }
+            response = json_response(loading, status=503)
+            response.headers["Retry-After"] = str(HISTORY_RETRY_AFTER_S)
+            return response
         return self.answer(lambda: self.feeder.history.query(request.query, now_ms()))
 
     async def openapi(self, request: web.Request) -> web.Response:

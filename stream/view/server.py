@@ -83,9 +83,14 @@ def build_app(feeder: ViewFeeder, feeding: asyncio.Task[None]) -> web.Applicatio
         return json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        """Ready once the output topics were read to the ends seen at start."""
+        """Ready once the totals, breaches and status topics were read to the ends seen at
+        start; the history topic is read after (/api/history answers 503 until then)."""
         ready = feeder.caught_up and not feeding.done()
-        body = {"ready": ready, "view_caught_up": feeder.caught_up}
+        body = {
+            "ready": ready,
+            "view_caught_up": feeder.caught_up,
+            "history_caught_up": feeder.history_caught_up,
+        }
         return json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:

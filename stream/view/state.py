@@ -303,7 +303,7 @@ def _subscriptions(record: dict[str, Any]) -> tuple[int, int, list[dict[str, str
     return listed, subscribed, rejected, wildcard
 
 
-def _require(record: dict[str, Any], shape: Mapping[str, tuple[type, ...]], what: str) -> None:
+def _require(record: Mapping[str, Any], shape: Mapping[str, tuple[type, ...]], what: str) -> None:
     """The fields the view sorts, sums or filters on, with their types."""
     for name, types in shape.items():
         value = record.get(name)

@@ -70,7 +70,8 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     agents = WorkerAgents(app, settings)
     windows = tuple(sorted(settings.windows_ms, key=settings.windows_ms.__getitem__))
     feeds = {name: (feed.exchange, feed.lower_bound, feed.notes) for name, feed in FEEDS.items()}
-    feeder = ViewFeeder(settings, GlobalView(windows, feeds))
+    # without the API here, the history (the bulk of the view) would serve nobody
+    feeder = ViewFeeder(settings, GlobalView(windows, feeds), history=settings.worker_api)
     register_web(app, agents, feeder)
 
     @app.task

@@ -43,14 +43,16 @@ def register_web(app: faust.App, agents: WorkerAgents, feeder: ViewFeeder) -> Co
 
     @app.page("/readyz")
     async def readyz(web: View, request: Request) -> Response:
-        """Ready once the worker recovered its tables and read the output topics to the end,
-        and while none of its parts is down."""
+        """Ready once the worker recovered its tables and read the totals, breaches and
+        status topics to the end, and while none of its parts is down. The history topic is
+        read after (`history_caught_up`; /api/history answers 503 until then)."""
         ready = agents.recovered and feeder.caught_up and agents.health.ok
         body: dict[str, Any] = {
             "ready": ready,
             "active": agents.active,
             "tables_recovered": agents.recovered,
             "view_caught_up": feeder.caught_up,
+            "history_caught_up": feeder.history_caught_up if feeder.keeps_history else None,
             "down": agents.health.down,
         }
         return web.json(body, status=200 if ready else 503)

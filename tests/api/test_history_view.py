@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from unittest.mock import ANY
+import time
 
 import orjson
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from stream.config import load_settings
 from stream.view.consumer import ViewFeeder
 from stream.view.fanout import StreamFilter
-from stream.view.history import HistoryStore
+from stream.view.history import HistoryStore, _decode
 from stream.view.state import BadRequest, GlobalView
 from stream.worker.history import history_record
 from stream.worker.web import OPENAPI
@@ -152,6 +152,7 @@ def test_bad_parameters_are_refused_with_a_reason(params: dict, message: str) ->
         {"resolution_ms": 5 * MINUTE},
         {"long_count": -1},
         {"largest": {"id": "x"}},
+        {"long_micro_usd": 2**63},  # more than a row holds
     ],
 )
 def test_a_record_not_shaped_like_history_is_refused_and_changes_nothing(change: dict) -> None:
@@ -174,13 +175,50 @@ def test_the_answer_is_as_documented() -> None:
 def test_the_feeder_takes_history_records_tells_them_and_skips_bad_ones() -> None:
     feeder = ViewFeeder(load_settings(), GlobalView(WINDOWS, FEEDS))
     topic = feeder.topics.history
-    good = record(T0, 2_500_000, coin="ETH")
-    feeder._apply(topic, f"*:ETH:{T0}".encode(), orjson.dumps(good))
+    now = int(time.time() * 1000) // MINUTE * MINUTE  # the feeder folds by the clock
+    past = record(now - MINUTE, 1_000_000, coin="ETH")
+    feeder._apply(topic, f"*:ETH:{now - MINUTE}".encode(), orjson.dumps(past))
+    assert not feeder.fanout.tick(0.0)  # read while loading: the past, told to nobody
+    feeder.history.settle(now)  # the topic read to its end
+    good = record(now, 2_500_000, coin="ETH")
+    feeder._apply(topic, f"*:ETH:{now}".encode(), orjson.dumps(good))
     feeder._apply(topic, b"*:ETH:1", b'{"start": "soon"}')  # not a history record
-    feeder._apply(topic, f"*:ETH:{T0}".encode(), None)  # a tombstone: not ours, ignored
+    feeder._apply(topic, f"*:ETH:{now}".encode(), None)  # a tombstone: not ours, ignored
     assert feeder.unreadable == 1
-    assert feeder.history.fine == {(None, "ETH"): {T0: (2_500_000, 0, 1, 0, ANY)}}
+    assert list(feeder.history.fine) == [(None, "ETH")]
+    rows = feeder.history.fine[(None, "ETH")]
+    assert [_decode(rows[now - MINUTE])[:4], _decode(rows[now])[:4]] == [
+        (1_000_000, 0, 1, 0),
+        (2_500_000, 0, 1, 0),
+    ]
     assert feeder.fanout.tick(0.0)
     frame = feeder.fanout.since(0, StreamFilter(coin=("ETH",)))
     assert frame == b"event: history\ndata: " + orjson.dumps(good) + b"\n\n"
     assert feeder.fanout.since(0, StreamFilter(coin=("BTC",))) == b""
+
+
+def test_a_kept_row_gives_back_every_field_of_its_largest_order() -> None:
+    """Rows are kept packed: texts of any length and alphabet, and numbers, come back."""
+    store = HistoryStore(MINUTE, 2 * DAY, 30 * DAY)
+    big = [1234.5, T0 + 7, "ü-\x1f-" + "x" * 300, "okx", "ÉTH-USDT-SWAP", "short", 0.25, 4938.0]
+    store.add(record(T0, 7, 9, (2, 3), exchange="okx", coin="ETH", big=big), T0)
+    store.add(record(T0 + MINUTE, 1, 0, (1, 0), exchange="okx", coin="ETH"), T0)
+    params = {"from": str(T0), "to": str(T0 + 2 * MINUTE), "interval": "1m", "coin": "eth"}
+    first, second = store.query({**params, "exchange": "okx"}, T0)["buckets"]
+    assert (first["long_usd"], first["short_usd"], first["long_count"], first["short_count"]) == (
+        0.000007,
+        0.000009,
+        2,
+        3,
+    )
+    assert first["largest"] == {
+        "id": big[2],
+        "exchange": "okx",
+        "symbol": "ÉTH-USDT-SWAP",
+        "side": "short",
+        "price": 0.25,
+        "quantity": 4938.0,
+        "notional_usd": 1234.5,
+        "ts": T0 + 7,
+    }
+    assert second["largest"]["id"] == "x"

@@ -8,8 +8,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from stream.config import load_settings
 from stream.view.consumer import ViewFeeder
-from stream.view.routes import ApiRoutes
+from stream.view.routes import OPENAPI, ApiRoutes
 from stream.view.state import GlobalView
+from tests.api.test_openapi import answer_schema, conforms
 from tests.api.test_view import FEEDS, WINDOWS, key, totals
 
 
@@ -37,3 +38,23 @@ async def test_totals_answers_stay_exact_across_the_cache() -> None:
     assert everything["totals"] == expected["totals"] == [newer, btc]
     status, body = await get_totals(routes, "window=7m")
     assert status == 400 and "unknown window '7m'" in body["error"]
+
+
+async def test_history_says_it_is_loading_until_its_topic_was_read() -> None:
+    """After a start the history topic is read last: until then /api/history is a 503 with
+    Retry-After (an answer from part of the topic would show intervals short), as documented."""
+    feeder = ViewFeeder(load_settings(), GlobalView(WINDOWS, FEEDS))
+    routes = ApiRoutes(feeder)
+    request = make_mocked_request("GET", "/api/history?interval=1h")
+    loading = await routes.history(request)
+    assert loading.status == 503 and int(loading.headers["Retry-After"]) > 0
+    assert loading.body is not None
+    body = orjson.loads(loading.body)  # type: ignore[arg-type]
+    assert body["loading"] is True and "loading" in body["error"]
+    spec = orjson.loads(OPENAPI.read_bytes())
+    conforms(spec, answer_schema(spec, "/api/history", "503"), body, "/api/history")
+    feeder.history.settle(0)  # the history topic read to its end
+    answer = await routes.history(request)
+    assert answer.status == 200
+    assert answer.body is not None
+    assert orjson.loads(answer.body)["interval"] == "1h"  # type: ignore[arg-type]

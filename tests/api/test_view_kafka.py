@@ -20,6 +20,7 @@ from stream.topics import ensure_topics
 from stream.view.consumer import Subscriber, ViewFeeder
 from stream.view.fanout import StreamFilter
 from stream.view.state import DAY_MS, GlobalView
+from stream.worker.history import history_record
 from tests.api.test_fanout import frames
 from tests.api.test_view import FEEDS, WINDOWS, coverage_record, key, largest, totals
 
@@ -193,3 +194,41 @@ async def test_coverage_records_from_the_collectors_topic(kafka_settings: Settin
                     250,
                     old + 1,
                 )
+
+
+async def test_history_is_read_after_the_rest_and_only_where_it_is_served(
+    kafka_settings: Settings,
+) -> None:
+    """The view is caught up (ready) from the small topics; the history topic is read after
+    them, into /api/history's store; a feeder told to keep no history (a worker whose API
+    `liqstream api` serves) never reads it."""
+    topics = Topics.with_prefix(kafka_settings.topic_prefix)
+    await ensure_topics(kafka_settings)
+    minute = 60_000
+    start = int(time.time() * 1000) // minute * minute - 10 * minute
+    big = [5.0, start, "x", "okx", "BTC-USDT-SWAP", "long", 100.0, 0.05]
+    producer = AIOKafkaProducer(**client_options(kafka_settings))
+    await producer.start()
+    try:
+        for n in range(3):
+            record = history_record(None, "BTC", start + n * minute, minute, [n + 1, 0, 1, 0, big])
+            await producer.send_and_wait(
+                topics.history, orjson.dumps(record), key=f"*:BTC:{start + n * minute}".encode()
+            )
+        market = totals(None, None, "24h", 1, 5.0, largest(1, 5.0))
+        await producer.send_and_wait(topics.totals, orjson.dumps(market), key=key(market).encode())
+    finally:
+        await producer.stop()
+    async with feeding(kafka_settings) as full:
+        await until("history read", lambda: full.history_caught_up)
+        assert full.caught_up and full.view.totals
+        assert len(full.history.fine[(None, "BTC")]) == 3
+    without = ViewFeeder(kafka_settings, GlobalView(WINDOWS, FEEDS), history=False)
+    task = asyncio.create_task(without.run(asyncio.Event()))
+    try:
+        await until("caught up without history", lambda: without.caught_up and without.view.totals)
+        await asyncio.sleep(1)  # a few more polls: still nothing of the history topic
+        assert without.history.fine == {} and without.history.version == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
