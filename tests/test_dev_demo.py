@@ -27,6 +27,7 @@ from stream.demo.session import (
     session,
 )
 from stream.rules.model import load_rules
+from stream.simulators import simulator_for
 
 ORIGIN_MS = 1_762_290_000_000  # a minute boundary, like any other start
 
@@ -55,14 +56,14 @@ def test_the_session_is_the_same_for_the_same_seed_only() -> None:
 @pytest.mark.parametrize("name", sorted(FEEDS))
 def test_every_order_renders_in_its_venue_format_and_parses_back(name: str) -> None:
     feed = FEEDS[name]
-    assert feed.render is not None
+    render = simulator_for(feed).render
     book = InstrumentBook(feed, url="")
     orders = [o for o in (*cascade(), *background()) if o.feed == name]
     assert len([o for o in orders if o.offset_ms < CASCADE_MS]) >= 10
     for seq, order in enumerate(orders, start=1):
         instrument = book[order.symbol]
         ts = ORIGIN_MS + order.offset_ms
-        text = feed.render(instrument, order.side, order.price, order.quantity, ts, seq)
+        text = render(instrument, order.side, order.price, order.quantity, ts, seq)
         parsed = feed.parse(text, book, ts)
         assert parsed.rejects == []
         (event,) = parsed.events

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
-
 from stream.collectors import binance
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 
@@ -49,20 +47,6 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
     return []  # the stream is named in the URL path
 
 
-def fake_reply(text: str) -> list[str]:
-    """Aster answers a live SUBSCRIBE/UNSUBSCRIBE with {"result": null, "id": <id>} and
-    LIST_SUBSCRIPTIONS with the streams of the connection ("Live Subscribing/Unsubscribing
-    to streams" in the futures API document)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or "method" not in message:
-        return []
-    result = [STREAM] if message["method"] == "LIST_SUBSCRIPTIONS" else None
-    return [orjson.dumps({"result": result, "id": message.get("id")}).decode()]
-
-
 FEEDS = (
     Feed(
         name="aster",
@@ -72,10 +56,8 @@ FEEDS = (
         parse=parse,
         max_connection_age_s=23.5 * 3600,  # connections are cut after 24 h
         idle_timeout_s=900.0,  # quiet markets send nothing; the server pings every 5 min
-        fake_reply=fake_reply,
         instruments_url="https://fapi.asterdex.com/fapi/v1/exchangeInfo",
         instruments_from_rest=binance.usdm_instruments_from_rest,
-        render=binance.render_usdm,
         lower_bound=True,
         notes=binance.NOTES,  # the same sampling: one per symbol per second, a lower bound
     ),

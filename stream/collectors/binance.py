@@ -31,8 +31,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from stream.collectors.parsing import add_sized_event, choose, load_frame, lookup, number, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.schema import event_id
@@ -45,18 +43,6 @@ _DATED_SUFFIX = re.compile(r"_\d{6}$")  # quarterlies: BTCUSDT_260925
 
 def _subscribe(symbols: Sequence[str]) -> list[str]:
     return []  # the stream is named in the URL path
-
-
-def _fake_reply(text: str) -> list[str]:
-    """Binance acks a live SUBSCRIBE/LIST_SUBSCRIPTIONS with {"result": ..., "id": ...}."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if isinstance(message, dict) and "method" in message:
-        result = ["!forceOrder@arr"] if message["method"] == "LIST_SUBSCRIPTIONS" else None
-        return [orjson.dumps({"result": result, "id": message.get("id")}).decode()]
-    return []
 
 
 def _linear_instrument(symbol: str) -> Instrument | None:
@@ -166,36 +152,6 @@ def _parse_item(
 parse_usdm = parse_coinm = parse
 
 
-def _render(coin_margined: bool) -> Callable[[Instrument, str, float, float, int, int], str]:
-    def render(
-        instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-    ) -> str:
-        if coin_margined:
-            contracts = max(1, round(coins * price / instrument.contract_size))
-            size: float = contracts
-            quoted_price = price
-        else:
-            size, quoted_price = coins / instrument.units, price * instrument.units
-        order = {
-            "s": instrument.symbol,
-            "S": "SELL" if side == "long" else "BUY",
-            "o": "LIMIT",
-            "f": "IOC",
-            "q": repr(size),
-            "p": repr(quoted_price),
-            "ap": repr(quoted_price),
-            "X": "FILLED",
-            "l": repr(size),
-            "z": repr(size),
-            "T": ts_ms,
-        }
-        if coin_margined:
-            order["ps"] = instrument.symbol.split("_")[0]
-        return orjson.dumps({"e": "forceOrder", "E": ts_ms + 1, "o": order}).decode()
-
-    return render
-
-
 def _coinm_from_rest(payload: Any) -> dict[str, Instrument]:
     """/dapi/v1/exchangeInfo: {"symbols": [{"symbol", "baseAsset", "contractSize", ...}]}."""
     instruments = {}
@@ -221,7 +177,6 @@ def _usdm_from_rest(payload: Any) -> dict[str, Instrument]:
 
 # Binance USD-M's wire format and rules, shared with venues that copy them (Aster).
 linear_instrument = _linear_instrument
-render_usdm = _render(coin_margined=False)
 usdm_instruments_from_rest = _usdm_from_rest
 
 NOTES = "at most one liquidation per symbol per second is published: totals are a lower bound"
@@ -235,10 +190,8 @@ FEEDS = (
         parse=parse_usdm,
         max_connection_age_s=23.5 * 3600,
         idle_timeout_s=900.0,  # quiet markets send nothing; the server pings every 3 min
-        fake_reply=_fake_reply,
         instruments_url="https://fapi.binance.com/fapi/v1/exchangeInfo",
         instruments_from_rest=_usdm_from_rest,
-        render=_render(coin_margined=False),
         lower_bound=True,
         notes=NOTES,
     ),
@@ -250,10 +203,8 @@ FEEDS = (
         parse=parse_coinm,
         max_connection_age_s=23.5 * 3600,
         idle_timeout_s=900.0,
-        fake_reply=_fake_reply,
         instruments_url="https://dapi.binance.com/dapi/v1/exchangeInfo",
         instruments_from_rest=_coinm_from_rest,
-        render=_render(coin_margined=True),
         lower_bound=True,
         notes=NOTES,
     ),

@@ -33,7 +33,6 @@ in coins. Pairs quoted in neither USD nor USDt (`UST`) have no USD value here an
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,6 @@ from stream.symbols import canonical_coin
 
 EXCHANGE = "bitfinex"
 KEY = "liq:global"
-FAKE_CHANNEL_ID = 91684  # the docs' example; the real server assigns one per connection
 _QUOTES = {"USD": "USD", "UST": "USDT"}  # Bitfinex calls USDt "UST"
 _TRIGGER, _MATCH = 0, 1  # IS_MATCH: 0 initial liquidation trigger, 1 market execution
 _ROW_LENGTH = 12
@@ -59,26 +57,6 @@ DONE_MEMORY_MS = 600_000  # late rows of a counted position are ignored this lon
 def subscribe(symbols: Sequence[str]) -> list[str]:
     message = {"event": "subscribe", "channel": "status", "key": KEY}
     return [orjson.dumps(message).decode()]
-
-
-def fake_reply(text: str) -> list[str]:
-    """What Bitfinex answers: `subscribed` with a channel id; `pong` for a client ping.
-
-    Source: docs.bitfinex.com, "WebSocket General" (subscribe/subscribed, ping/pong, `hb`
-    heartbeats) and "WebSocket Public Status" (`status` channel, `liq:global` key)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict):
-        return []
-    if message.get("event") == "subscribe":
-        reply = {"event": "subscribed", "channel": "status", "chanId": FAKE_CHANNEL_ID, "key": KEY}
-    elif message.get("event") == "ping":
-        reply = {"event": "pong", "ts": time.time_ns() // 1_000_000, "cid": message.get("cid")}
-    else:
-        return []
-    return [orjson.dumps(reply).decode()]
 
 
 def instrument_from_symbol(symbol: str) -> Instrument | None:
@@ -304,28 +282,6 @@ class Pairing:
         return pair_rows(self.state, [], instruments, received_ts, 0, Parsed())
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    amount = coins / instrument.units
-    wire_price = price * instrument.units
-    row = [
-        "pos",
-        seq,
-        ts_ms,
-        None,
-        instrument.symbol,
-        amount if side == "long" else -amount,
-        wire_price,  # BASE_PRICE (entry); not read
-        None,
-        _TRIGGER,
-        1,
-        None,
-        wire_price,
-    ]
-    return orjson.dumps([FAKE_CHANNEL_ID, [row]]).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /v2/conf/pub:list:pair:futures`: [["BTCF0:USTF0","ETHF0:USTF0", ...]]."""
     if not isinstance(payload, list) or not payload or not isinstance(payload[0], list):
@@ -346,10 +302,8 @@ FEEDS: tuple[Feed, ...] = (
         subscribe=subscribe,
         parse=parse,
         idle_timeout_s=60.0,  # the server sends `[chanId,"hb"]` every 15 s
-        fake_reply=fake_reply,
         instruments_url="https://api-pub.bitfinex.com/v2/conf/pub:list:pair:futures",
         instruments_from_rest=instruments_from_rest,
-        render=render,
         notes=(
             "one event per liquidated position (trigger and execution rows paired by position"
             " id), at the liquidation or execution price; covers perpetuals and margin"

@@ -47,32 +47,11 @@ PRODUCT_TYPES = {
 }
 _SYMBOL = re.compile(r"^(?P<base>[A-Z0-9]+?)(?P<quote>USDT|USDC|PERP|USD)(?:_?[A-Z0-9]*)$")
 _POSITION_SIDE = {"buy": "long", "sell": "short"}  # already the position's side
-_WIRE_SIDE = {"long": "buy", "short": "sell"}
 
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
     args = [{"instType": inst_type, "topic": TOPIC} for inst_type in PRODUCT_TYPES]
     return [orjson.dumps({"op": "subscribe", "args": args}).decode()]
-
-
-def fake_reply(text: str) -> list[str]:
-    """What Bitget answers: `pong` to `ping`, one `subscribe` event per subscribed arg.
-
-    Source: Bitget API docs, "WebSocket API" (the text `ping` every 30 s answered `pong`;
-    subscribe answered by an `event: subscribe` echo of each arg; errors, `event: error`, are
-    not imitated here)."""
-    if text == "ping":
-        return ["pong"]
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("op") != "subscribe":
-        return []
-    return [
-        orjson.dumps({"event": "subscribe", "arg": arg, "connId": "liqstream-fake"}).decode()
-        for arg in message.get("args", [])
-    ]
 
 
 def instrument_from_symbol(symbol: str, inst_type: str) -> Instrument:
@@ -150,30 +129,6 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     )
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    inst_type = next(
-        name
-        for name, rules in PRODUCT_TYPES.items()
-        if rules == (instrument.contract_type, instrument.quote)
-    )
-    item = {
-        "symbol": instrument.symbol,
-        "side": _WIRE_SIDE[side],
-        "price": repr(price * instrument.units),
-        "amount": repr(price * coins),  # quote currency
-        "ts": str(ts_ms),
-    }
-    frame = {
-        "data": [item],
-        "arg": {"instType": inst_type, "topic": TOPIC},
-        "action": "update",
-        "ts": ts_ms,
-    }
-    return orjson.dumps(frame).decode()
-
-
 FEEDS: tuple[Feed, ...] = (
     Feed(
         name="bitget",
@@ -187,8 +142,6 @@ FEEDS: tuple[Feed, ...] = (
         ping_interval_s=30.0,
         max_connection_age_s=23.5 * 3600,
         idle_timeout_s=90.0,  # every ping is answered with "pong"
-        fake_reply=fake_reply,
-        render=render,
         lower_bound=True,
         notes=(
             "per pair and second only the largest long and the largest short liquidation are"

@@ -33,8 +33,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from stream.collectors.parsing import (
     add_reject,
     add_sized_event,
@@ -57,12 +55,6 @@ _USD_QUOTES = ("USD", "USDT", "USDC")
 
 def subscribe(symbols: Sequence[str]) -> list[str]:
     return []  # `?subscribe=liquidation,instrument:.BXBT` in the URL
-
-
-def fake_reply(text: str) -> list[str]:
-    """Source: bitmex.com/app/wsAPI, "Heartbeats" (send `ping`, the server answers `pong`);
-    the subscription is in the URL (`?subscribe=`), so nothing else is answered."""
-    return ["pong"] if text == "ping" else []
 
 
 def read(
@@ -205,23 +197,6 @@ def _add_quanto_event(
         parsed.events.append(event)
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    if instrument.contract_type == "inverse":
-        contracts = max(1, round(coins * price / instrument.contract_size))
-    else:
-        contracts = max(1, round(coins / instrument.contract_size))
-    row = {
-        "orderID": f"00000000-0000-0000-0000-{seq:012d}",
-        "symbol": instrument.symbol,
-        "side": "Sell" if side == "long" else "Buy",
-        "price": price,
-        "leavesQty": contracts,
-    }
-    return orjson.dumps({"table": "liquidation", "action": "insert", "data": [row]}).decode()
-
-
 def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
     """/api/v1/instrument/active: [{"symbol", "underlying", "quoteCurrency", "isInverse",
     "isQuanto", "multiplier", "settlCurrency", "underlyingToPositionMultiplier"}]. Inverse:
@@ -257,10 +232,8 @@ FEEDS = (
         ping_text="ping",
         ping_interval_s=20.0,
         idle_timeout_s=60.0,
-        fake_reply=fake_reply,
         instruments_url="https://www.bitmex.com/api/v1/instrument/active",
         instruments_from_rest=instruments_from_rest,
-        render=render,
         notes=(
             "every liquidation order, quanto contracts valued at the .BXBT XBT/USD index;"
             " left out: linear contracts quoted in XBT (ETHXBT-style) and settlement"

@@ -121,93 +121,6 @@ def _ping_text() -> str:
     return orjson.dumps({"req_id": "ping", "op": "ping"}).decode()
 
 
-def fake_reply(text: str) -> list[str]:
-    """Source: Bybit v5 docs, "WebSocket Connect" (`{"op":"ping"}` answered with `success` and
-    `ret_msg: pong`; a subscribe answered with `success`, `op` and the request's `req_id`)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("op") not in ("subscribe", "ping"):
-        return []
-    op = message["op"]
-    reply = {
-        "success": True,
-        "ret_msg": "pong" if op == "ping" else "",
-        "conn_id": "fake",
-        "req_id": message.get("req_id", ""),
-        "op": op,
-    }
-    return [orjson.dumps(reply).decode()]
-
-
-class FakeSession:
-    """One connection of Bybit's public v5 websocket, server side, as documented.
-
-    - Bybit v5 "WebSocket Connect": the args of one connection may total 21,000 characters;
-      a request that would pass that is refused (the wording of that refusal is not
-      documented: here `error:args size exceeds 21000 characters for this connection`).
-    - "How to Subscribe to Topics": answers echo `req_id`, `conn_id` and `op`; a request with
-      one topic the server has no handler for is refused whole with
-      `error:handler not found,topic:<topic>` and none of its topics are subscribed.
-    - Ping `{"op":"ping"}` gets `{"success":true,"ret_msg":"pong",...}`.
-    """
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-
-    def _answer(self, message: dict[str, Any], ok: bool, ret_msg: str) -> str:
-        return orjson.dumps(
-            {
-                "success": ok,
-                "ret_msg": ret_msg,
-                "conn_id": "fake",
-                "req_id": message.get("req_id", ""),
-                "op": message["op"],
-            }
-        ).decode()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [], []
-        if not isinstance(message, dict) or message.get("op") not in (
-            "subscribe",
-            "unsubscribe",
-            "ping",
-        ):
-            return [], []
-        if message["op"] == "ping":
-            return [self._answer(message, True, "pong")], []
-        args = [a for a in message.get("args", []) if isinstance(a, str)]
-        if message["op"] == "unsubscribe":
-            self.topics.difference_update(args)
-            return [self._answer(message, True, "")], []
-        unknown = [a for a in args if a in self.unknown_topics or not a.startswith(TOPIC_PREFIX)]
-        if unknown:
-            return [self._answer(message, False, f"error:handler not found,topic:{unknown[0]}")], []
-        new = [a for a in args if a not in self.topics]
-        used = sum(len(t) for t in self.topics)  # the literal characters of the args
-        if used + sum(len(t) for t in new) > MAX_ARGS_CHARS:
-            refusal = f"error:args size exceeds {MAX_ARGS_CHARS} characters for this connection"
-            return [self._answer(message, False, refusal)], []
-        self.topics.update(new)
-        return [self._answer(message, True, "")], new
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(message, dict) and message.get("topic") in self.topics
-
-
-def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
-    return FakeSession(unknown_topics)
-
-
 def _instrument(symbol: str, instruments: Instruments, inverse: bool) -> Instrument | None:
     known = instruments.get(symbol)
     if known is not None:
@@ -294,30 +207,6 @@ parse_linear = parser(EXCHANGE, inverse=False)
 parse_inverse = parser(EXCHANGE, inverse=True)
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    if instrument.contract_type == "inverse":
-        size: float = max(1, round(coins * price / instrument.contract_size))
-        quoted = price
-    else:
-        size, quoted = coins / instrument.units / instrument.contract_size, price * instrument.units
-    item = {
-        "T": ts_ms,
-        "s": instrument.symbol,
-        "S": "Buy" if side == "long" else "Sell",
-        "v": repr(size),
-        "p": repr(quoted),
-    }
-    frame = {
-        "topic": f"allLiquidation.{instrument.symbol}",
-        "type": "snapshot",
-        "ts": ts_ms + 200,
-        "data": [item],
-    }
-    return orjson.dumps(frame).decode()
-
-
 def instruments_from_rest(payload: Any) -> dict[str, Instrument]:
     """/v5/market/instruments-info: {"result": {"category", "list": [{"symbol", "baseCoin",
     "quoteCoin", "contractType": "LinearPerpetual" | "InversePerpetual" | ...}]}}."""
@@ -351,13 +240,10 @@ FEEDS = (
         ping_text=_ping_text(),
         ping_interval_s=20.0,
         idle_timeout_s=120.0,  # pongs arrive every 20 s even when nothing is liquidated
-        fake_reply=fake_reply,
         instruments_url="https://api.bybit.com/v5/market/instruments-info?category=linear&limit=1000",
         instruments_from_rest=instruments_from_rest,
         next_page=next_page,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
-        render=render,
     ),
     Feed(
         name="bybit-inverse",
@@ -369,12 +255,9 @@ FEEDS = (
         ping_text=_ping_text(),
         ping_interval_s=20.0,
         idle_timeout_s=120.0,
-        fake_reply=fake_reply,
         instruments_url="https://api.bybit.com/v5/market/instruments-info?category=inverse&limit=1000",
         instruments_from_rest=instruments_from_rest,
         next_page=next_page,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
-        render=render,
     ),
 )

@@ -77,32 +77,6 @@ def answer(text: str) -> str | None:
     return orjson.dumps({"jsonrpc": "2.0", "id": 3, "method": "public/test", "params": {}}).decode()
 
 
-def fake_reply(text: str) -> list[str]:
-    """Source: docs.deribit.com, JSON-RPC over websocket: `public/subscribe` and
-    `public/set_heartbeat` answered with `result` under the request `id`; `public/test` is the
-    answer a `heartbeat` of type `test_request` demands."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or "method" not in message:
-        return []
-    method, request_id = message["method"], message.get("id")
-    if method == "public/subscribe":
-        result: Any = message.get("params", {}).get("channels", [])
-    elif method == "public/test":
-        result = {"version": "1.2.26"}
-    else:
-        result = "ok"
-    return [orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}).decode()]
-
-
-def fake_heartbeat() -> str:
-    return orjson.dumps(
-        {"jsonrpc": "2.0", "method": "heartbeat", "params": {"type": "test_request"}}
-    ).decode()
-
-
 def instrument_of(name: str) -> Instrument:
     """BTC-PERPETUAL, BTC-27DEC25: inverse, amount in USD; BTC_USDC-PERPETUAL: linear, coins."""
     base = name.split("-")[0]
@@ -224,33 +198,6 @@ def _add_option_event(
         parsed.events.append(event)
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    amount = coins * price if instrument.contract_type == "inverse" else coins / instrument.units
-    trade = {
-        "trade_seq": seq,
-        "trade_id": f"fake-{seq}",
-        "timestamp": ts_ms,
-        "tick_direction": 0,
-        "price": price * instrument.units,
-        "mark_price": price,
-        "instrument_name": instrument.symbol,
-        "index_price": price,
-        "direction": "sell" if side == "long" else "buy",  # the taker died: T
-        "amount": amount,
-        "liquidation": "T",
-    }
-    currency = instrument.quote if instrument.contract_type == "linear" else instrument.coin
-    channel = f"trades.future.{currency}.100ms"
-    frame = {
-        "jsonrpc": "2.0",
-        "method": "subscription",
-        "params": {"channel": channel, "data": [trade]},
-    }
-    return orjson.dumps(frame).decode()
-
-
 FEEDS = (
     Feed(
         name="deribit",
@@ -260,9 +207,6 @@ FEEDS = (
         parse=parse,
         answer=answer,
         idle_timeout_s=3 * HEARTBEAT_S,
-        fake_reply=fake_reply,
-        fake_heartbeat=fake_heartbeat,
-        render=render,
         notes=(
             "complete trade tape of futures, perpetuals and options (BTC, ETH, USDC, USDT);"
             " options valued at the premium that changed hands; EURR-quoted ones rejected"

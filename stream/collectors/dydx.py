@@ -58,7 +58,6 @@ LIMITS = SubscriptionLimits(
 )
 _NAMED_MARKET = re.compile(r"v4_trades(?:-|, id )([A-Za-z0-9.]+-[A-Za-z0-9.]+)")
 _POSITION_SIDE = {"SELL": "long", "BUY": "short"}  # the taker is the liquidation order
-_ORDER_SIDE = {"long": "SELL", "short": "BUY"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -96,75 +95,6 @@ def read_reply(text: str) -> SubscribeReply | None:
     return SubscribeReply(ok=False, topics=named, rejected=named, reason=reason)
 
 
-def fake_reply(text: str) -> list[str]:
-    """What the Indexer answers: `subscribed` with the (here empty) recent trades."""
-    replies, _ = FakeSession().reply(text)
-    return replies
-
-
-class FakeSession:
-    """One Indexer connection, server side, as its socks service behaves: at most 32 markets
-    of `v4_trades` per connection ("Per-connection subscription limit reached for v4_trades
-    (limit=32)."); an unknown market is "Invalid subscription id for channel:
-    (v4_trades-<id>)"; a market twice is "Invalid subscribe message: already subscribed";
-    `subscribed` carries the market's recent trades (none here)."""
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-        self._message_ids = iter(range(1, 1 << 62))
-
-    def _message(self, kind: str, **fields: Any) -> str:
-        return orjson.dumps(
-            {
-                "type": kind,
-                "connection_id": "00000000-0000-4000-8000-000000000000",
-                "message_id": next(self._message_ids),
-                **fields,
-            }
-        ).decode()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [], []
-        if not isinstance(message, dict) or message.get("channel") != CHANNEL:
-            return [], []
-        market = str(message.get("id"))
-        if message.get("type") == "unsubscribe":
-            self.topics.discard(market)
-            return [self._message("unsubscribed", channel=CHANNEL, id=market)], []
-        if message.get("type") != "subscribe":
-            return [], []
-        if market in self.unknown_topics:
-            error = f"Invalid subscription id for channel: ({CHANNEL}-{market})"
-        elif market in self.topics:
-            error = f"Invalid subscribe message: already subscribed ({CHANNEL}-{market})"
-        elif len(self.topics) >= MAX_MARKETS:
-            error = (
-                f"Per-connection subscription limit reached for {CHANNEL} (limit={MAX_MARKETS})."
-            )
-        else:
-            self.topics.add(market)
-            subscribed = self._message(
-                "subscribed", channel=CHANNEL, id=market, contents={"trades": []}
-            )
-            return [subscribed], [market]
-        return [self._message("error", message=error)], []
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(message, dict) and message.get("id") in self.topics
-
-
-def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
-    return FakeSession(unknown_topics)
-
-
 def created_at_ms(created_at: Any) -> int:
     """`2026-09-17T13:39:47.542Z` -> ms since the epoch (exact, no float rounding)."""
     try:
@@ -174,10 +104,6 @@ def created_at_ms(created_at: Any) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return (moment - _EPOCH) // _MS
-
-
-def iso(ts: int) -> str:
-    return (_EPOCH + ts * _MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def instrument_from_market(market: str) -> Instrument:
@@ -261,29 +187,6 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return parse_items(parsed, trades, liquidation)
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    trade = {
-        "id": f"{seq:024x}",
-        "side": _ORDER_SIDE[side],
-        "size": repr(coins / instrument.units),
-        "price": repr(price * instrument.units),
-        "type": "LIQUIDATED",
-        "createdAt": iso(ts_ms),
-    }
-    frame = {
-        "type": "channel_data",
-        "connection_id": "00000000-0000-4000-8000-000000000000",
-        "message_id": seq,
-        "id": instrument.symbol,
-        "channel": CHANNEL,
-        "version": "2.1.0",
-        "contents": {"trades": [trade]},
-    }
-    return orjson.dumps(frame).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /v4/perpetualMarkets`: {"markets":{"BTC-USD":{"ticker":"BTC-USD",
     "status":"ACTIVE", ...}}}. Active markets only: this list is also what is subscribed."""
@@ -307,13 +210,10 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse,
         needs_symbols=True,
         idle_timeout_s=120.0,  # the full trade tape of the followed markets
-        fake_reply=fake_reply,
         instruments_url="https://indexer.dydx.trade/v4/perpetualMarkets",
         instruments_from_rest=instruments_from_rest,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
         replays_on_subscribe=True,
-        render=render,
         notes=(
             "full trade tape of every active market, 32 markets per connection (the Indexer's"
             " limit); the replay on subscribing is de-duplicated across restarts"

@@ -70,33 +70,6 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
 PING_TEXT = orjson.dumps({"channel": "futures.ping"}).decode()
 
 
-def fake_reply(text: str) -> list[str]:
-    """What Gate answers: a subscribe ack with `status: success`, `futures.pong` for a ping.
-
-    Source: Gate API v4 docs, "Futures WebSocket v4" (request/response format, `futures.ping`
-    and `futures.pong`, channel `futures.public_liquidates`)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict):
-        return []
-    now_ms = time.time_ns() // 1_000_000
-    header: dict[str, Any] = {"time": now_ms // 1000, "time_ms": now_ms}
-    if message.get("channel") == "futures.ping":
-        reply = {**header, "channel": "futures.pong", "event": "", "result": None}
-    elif message.get("channel") == CHANNEL and message.get("event") == "subscribe":
-        reply = {
-            **header,
-            "channel": CHANNEL,
-            "event": "subscribe",
-            "result": {"status": "success"},
-        }
-    else:
-        return []
-    return [orjson.dumps(reply).decode()]
-
-
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise TypeError(f"not a number: {value!r}")
@@ -159,30 +132,6 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     )
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    """The live shape: one bare object, `time` in ms, price as a string."""
-    if instrument.contract_type == "inverse":
-        contracts = coins * price / instrument.contract_size  # USD per contract
-    else:
-        contracts = coins / instrument.units / instrument.contract_size
-    item = {
-        "contract": instrument.symbol,
-        "price": repr(price * instrument.units),
-        "time": ts_ms,
-        "size": -contracts if side == "long" else contracts,
-    }
-    frame = {
-        "time": ts_ms // 1000,
-        "time_ms": ts_ms,
-        "channel": CHANNEL,
-        "event": "update",
-        "result": item,
-    }
-    return orjson.dumps(frame).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /api/v4/futures/{settle}/contracts`: [{"name":"BTC_USDT","type":"direct",
     "quanto_multiplier":"0.0001", ...}]. Direct: coins per contract = quanto_multiplier;
@@ -212,10 +161,8 @@ def _feed(settle: str) -> Feed:
         ping_text=PING_TEXT,
         ping_interval_s=15.0,
         idle_timeout_s=60.0,  # every ping is answered by futures.pong
-        fake_reply=fake_reply,
         instruments_url=f"https://api.gateio.ws/api/v4/futures/{settle}/contracts",
         instruments_from_rest=instruments_from_rest,
-        render=render,
         lower_bound=False,
         handshake_headers=(SIZE_DECIMAL_HEADER,),
         notes=(

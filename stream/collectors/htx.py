@@ -33,7 +33,6 @@ from __future__ import annotations
 import gzip
 import math
 import re
-import time
 import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -63,7 +62,6 @@ EXCHANGE = "htx"
 _TOPIC_TAIL = "liquidation_orders"
 TOPIC = f"public.*.{_TOPIC_TAIL}"  # `*`: every contract of the endpoint's product line
 _POSITION_SIDE = {"sell": "long", "buy": "short"}  # `direction` is the forced order's side
-_ORDER_SIDE = {"long": "sell", "short": "buy"}
 _COIN_CODE = re.compile(r"^[A-Z0-9]+-USD$")  # coin-margined swaps: BTC-USD, ETH-USD
 _DELIVERY_CODE = re.compile(r"^(?P<coin>[A-Z0-9]+?)(?P<date>\d{6})$")  # futures: BTC201225
 
@@ -76,10 +74,6 @@ def decode(message: str | bytes) -> str:
         return gzip.decompress(message).decode()
     except zlib.error as exc:
         raise ValueError(f"corrupt gzip frame: {exc}") from None
-
-
-def encode(text: str) -> bytes:
-    return gzip.compress(text.encode())
 
 
 def answer(text: str) -> str | None:
@@ -159,88 +153,6 @@ def read_reply(text: str) -> SubscribeReply | None:
     return SubscribeReply(
         ok=False, req_id=req_id, op=op, topics=named, rejected=named, reason=reason
     )
-
-
-class FuturesFakeSession:
-    """One `/notification` connection, server side, from HTX's docs (see the module docstring):
-    each `sub` answered echoing `op`, `cid` and `topic` with `err-code` 0, `unsub` likewise for a
-    topic this connection subscribed. Refusals carry a non-zero `err-code` and an `err-msg`;
-    HTX documents the fields but not the code of an unknown coin's topic, so the code here
-    (`FAKE_REFUSAL_CODE`) is a stand-in. A refused `unsub` is one whose topic was not
-    subscribed (the docs' rule table forbids unsubscribing what was not subscribed)."""
-
-    FAKE_REFUSAL_CODE = 2011
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [], []
-        if not isinstance(message, dict) or message.get("op") not in ("sub", "unsub"):
-            return [], []  # pongs get no answer
-        topic = str(message.get("topic", ""))
-        answer: dict[str, Any] = {
-            "op": message["op"],
-            "cid": message.get("cid", ""),
-            "topic": topic,
-            "ts": time.time_ns() // 1_000_000,
-            "err-code": 0,
-        }
-        new: list[str] = []
-        if message["op"] == "sub" and (
-            topic in self.unknown_topics or not topic.endswith(f".{_TOPIC_TAIL}")
-        ):
-            answer.update({"err-code": self.FAKE_REFUSAL_CODE, "err-msg": f"invalid topic {topic}"})
-        elif message["op"] == "sub":
-            new = [] if topic in self.topics else [topic]
-            self.topics.add(topic)
-        elif topic in self.topics:
-            self.topics.discard(topic)
-        else:
-            answer.update(
-                {"err-code": self.FAKE_REFUSAL_CODE, "err-msg": f"not subscribed {topic}"}
-            )
-        return [orjson.dumps(answer).decode()], new
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(message, dict) and message.get("topic") in self.topics
-
-
-def futures_fake_session(unknown_topics: frozenset[str]) -> FuturesFakeSession:
-    return FuturesFakeSession(unknown_topics)
-
-
-def fake_reply(text: str) -> list[str]:
-    """What HTX answers: a sub ack with `err-code` 0; pongs get no reply.
-
-    Source: HTX (Huobi) USDT-margined and coin-margined swap API docs, "WebSocket Subscription
-    Address" and "Heartbeat and Connection" (gzip frames, server `ping` answered by `pong`)."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("op") != "sub":
-        return []
-    ack = {
-        "op": "sub",
-        "cid": message.get("cid", ""),
-        "topic": message.get("topic", ""),
-        "ts": time.time_ns() // 1_000_000,
-        "err-code": 0,
-    }
-    return [orjson.dumps(ack).decode()]
-
-
-def fake_heartbeat() -> str:
-    return orjson.dumps({"op": "ping", "ts": str(time.time_ns() // 1_000_000)}).decode()
 
 
 def _number(value: Any) -> float:
@@ -364,45 +276,6 @@ def parse_coin(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return _parse(text, instruments, received_ts, _coin_event)
 
 
-def _render(instrument: Instrument, side: str, ts_ms: int, item: dict[str, Any]) -> str:
-    base = delivery_coin(instrument.symbol.split("-")[0])
-    item = {
-        "symbol": base,
-        "contract_code": instrument.symbol,
-        "direction": _ORDER_SIDE[side],
-        "offset": "close",
-        **item,
-        "created_at": ts_ms,
-        "contract_type": "swap",
-        "pair": instrument.symbol,
-        "business_type": "swap",
-    }
-    code = instrument.symbol
-    topic = f"public.{base if _DELIVERY_CODE.match(code) else code}.{_TOPIC_TAIL}"
-    return orjson.dumps({"op": "notify", "topic": topic, "ts": ts_ms, "data": [item]}).decode()
-
-
-def render_linear(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    amount = coins / instrument.units
-    item = {
-        "volume": amount / instrument.contract_size,
-        "price": price * instrument.units,
-        "amount": amount,
-        "trade_turnover": price * coins,
-        "trade_partition": instrument.quote,
-    }
-    return _render(instrument, side, ts_ms, item)
-
-
-def render_coin(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    item = {"volume": price * coins / instrument.contract_size, "price": price, "amount": coins}
-    return _render(instrument, side, ts_ms, item)
-
-
 def _instruments_from_rest(payload: object, contract_type: str) -> dict[str, Instrument]:
     """`GET .../swap_contract_info` (and the futures' `contract_contract_info`):
     {"status":"ok","data":[{"symbol":"BTC","contract_code":"BTC-USD","contract_size":100,
@@ -436,9 +309,6 @@ _COMMON: dict[str, Any] = {
     "decode": decode,
     "answer": answer,
     "idle_timeout_s": 30.0,  # the server pings every ~5 s
-    "fake_reply": fake_reply,
-    "fake_heartbeat": fake_heartbeat,
-    "encode": encode,
     "notes": "completeness of the public liquidation topic is not documented by HTX",
 }
 
@@ -449,7 +319,6 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse_linear,
         instruments_url="https://api.hbdm.com/linear-swap-api/v1/swap_contract_info",
         instruments_from_rest=linear_instruments_from_rest,
-        render=render_linear,
         **_COMMON,
     ),
     Feed(
@@ -458,7 +327,6 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse_coin,
         instruments_url="https://api.hbdm.com/swap-api/v1/swap_contract_info",
         instruments_from_rest=coin_instruments_from_rest,
-        render=render_coin,
         **_COMMON,
     ),
     Feed(
@@ -467,12 +335,10 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse_coin,
         instruments_url="https://api.hbdm.com/api/v1/contract_contract_info",
         instruments_from_rest=coin_instruments_from_rest,
-        render=render_coin,
         **{**_COMMON, "subscribe": subscribe_per_coin},
         needs_symbols=True,
         per_symbol=PerSymbol(
             limits=FUTURES_LIMITS, topic=coin_topic, request=coin_request, read_reply=read_reply
         ),
-        fake_session=futures_fake_session,
     ),
 )

@@ -49,7 +49,6 @@ from stream.symbols import canonical_coin
 
 EXCHANGE = "kraken"
 _POSITION_SIDE = {"sell": "long", "buy": "short"}  # `side` is the taker, the liquidated party
-_TAKER_SIDE = {"long": "sell", "short": "buy"}
 _LINEAR_PREFIXES = ("PF_", "FF_")
 _INVERSE_PREFIXES = ("PI_", "FI_")
 _QUOTES = ("USDT", "USDC", "USD")  # longest first
@@ -94,57 +93,6 @@ def read_reply(text: str) -> SubscribeReply | None:
         reason = str(message.get("message") or event)
         return SubscribeReply(ok=False, topics=named, rejected=named, reason=reason)
     return None
-
-
-def fake_reply(text: str) -> list[str]:
-    """What Kraken answers: `subscribed` echoing the feed (and product ids)."""
-    replies, _ = FakeSession().reply(text)
-    return replies
-
-
-class FakeSession:
-    """One Kraken Futures connection, server side (futures websocket "Subscriptions"):
-    `subscribed` echoes the feed and product ids; a request with a product the server does not
-    list is refused whole with `{"event":"error","message":"Invalid product id"}`."""
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [], []
-        if not isinstance(message, dict) or message.get("event") not in (
-            "subscribe",
-            "unsubscribe",
-        ):
-            return [], []
-        event = str(message["event"])
-        reply: dict[str, Any] = {"event": f"{event}d", "feed": message.get("feed")}
-        products = [str(p) for p in message.get("product_ids") or []]
-        if "product_ids" in message:
-            reply["product_ids"] = products
-        if event == "unsubscribe":
-            self.topics.difference_update(products)
-            return [orjson.dumps(reply).decode()], []
-        if any(p in self.unknown_topics for p in products):
-            return [orjson.dumps({"event": "error", "message": "Invalid product id"}).decode()], []
-        new = [p for p in products if p not in self.topics] if reply["feed"] == "trade" else []
-        self.topics.update(new)
-        return [orjson.dumps(reply).decode()], new
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(message, dict) and message.get("product_id") in self.topics
-
-
-def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
-    return FakeSession(unknown_topics)
 
 
 def instrument_from_symbol(symbol: str) -> Instrument | None:
@@ -246,27 +194,6 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return parse_items(parsed, trades, liquidation)
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    if instrument.contract_type == "inverse":
-        contracts = coins * price / instrument.contract_size
-    else:
-        contracts = coins / instrument.units / instrument.contract_size
-    trade = {
-        "feed": "trade",
-        "product_id": instrument.symbol,
-        "uid": f"00000000-0000-4000-8000-{seq:012d}",
-        "side": _TAKER_SIDE[side],
-        "type": "liquidation",
-        "seq": seq,
-        "time": ts_ms,
-        "qty": contracts,
-        "price": price * instrument.units,
-    }
-    return orjson.dumps(trade).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /derivatives/api/v3/instruments`: {"result":"success","instruments":[{"symbol":
     "PF_XBTUSD","type":"flexible_futures","base":"XBT","quote":"USD","contractSize":1,
@@ -302,12 +229,9 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse,
         needs_symbols=True,
         idle_timeout_s=120.0,  # the heartbeat feed and the trade tape keep it busy
-        fake_reply=fake_reply,
         instruments_url="https://futures.kraken.com/derivatives/api/v3/instruments",
         instruments_from_rest=instruments_from_rest,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
-        render=render,
         notes=(
             "full trade tape of the subscribed products; the liquidated party is taken to be"
             " the taker (Kraken liquidates with IOC orders)"

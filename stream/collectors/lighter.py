@@ -34,8 +34,6 @@ pings (every 20 s) are such frames.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,10 +74,7 @@ LIMITS = SubscriptionLimits(
     topics_per_connection=MAX_MARKETS,
     messages_per_second=20.0,
 )
-MESSAGES_PER_MINUTE = 200
 ALREADY_SUBSCRIBED = 30003  # error codes as nautilus_trader's Lighter adapter names them
-RATE_LIMITED = 30009
-SUBSCRIBE_FAILED = 30012
 _DATA_TYPES = ("subscribed/trade", "update/trade")
 
 
@@ -128,78 +123,6 @@ def read_reply(text: str) -> SubscribeReply | None:
         return SubscribeReply(op="subscribe")
     reason = f"{error.get('code')}: {error.get('message')}"
     return SubscribeReply(ok=False, reason=reason)
-
-
-class FakeSession:
-    """One connection of Lighter's stream server, as its docs describe it: one channel per
-    subscribe, answered by a `subscribed/trade` frame with the market's recent trades (none
-    here); at most 100 markets per connection; at most 200 messages per rolling minute (per
-    IP at Lighter, per connection here). The error frames' wording is not documented:
-    `{"error":{"code":N,"message":...}}` with the codes nautilus_trader's adapter handles
-    (30003 already subscribed, 30009 rate limited, 30012 subscription failed)."""
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-        self._nonce = 0
-        self._sent_s: deque[float] = deque()  # when the client's last messages arrived
-
-    def _error(self, code: int, message: str) -> str:
-        return orjson.dumps({"error": {"code": code, "message": message}}).decode()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [], []
-        if not isinstance(message, dict) or message.get("type") not in ("subscribe", "unsubscribe"):
-            return [], []
-        now_s = time.monotonic()
-        while self._sent_s and now_s - self._sent_s[0] >= 60.0:
-            self._sent_s.popleft()
-        self._sent_s.append(now_s)
-        if len(self._sent_s) > MESSAGES_PER_MINUTE:
-            return [self._error(RATE_LIMITED, "too many messages")], []
-        channel = message.get("channel")
-        if not isinstance(channel, str) or not channel.startswith("trade/"):
-            return [self._error(SUBSCRIBE_FAILED, f"invalid channel: {channel}")], []
-        frame_channel = "trade:" + channel.removeprefix("trade/")
-        if message["type"] == "unsubscribe":
-            self.topics.discard(channel)
-            answer = {"channel": frame_channel, "type": "unsubscribed/trade"}
-            return [orjson.dumps(answer).decode()], []
-        if channel in self.unknown_topics:
-            return [self._error(SUBSCRIBE_FAILED, f"invalid channel: {channel}")], []
-        if channel in self.topics:
-            return [self._error(ALREADY_SUBSCRIBED, "already subscribed")], []
-        if len(self.topics) >= MAX_MARKETS:
-            return [self._error(SUBSCRIBE_FAILED, "too many subscriptions")], []
-        self.topics.add(channel)
-        self._nonce += 1
-        subscribed = {
-            "channel": frame_channel,
-            "liquidation_trades": [],
-            "nonce": self._nonce,
-            "trades": [],
-            "type": "subscribed/trade",
-        }
-        return [orjson.dumps(subscribed).decode()], [channel]
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        return isinstance(message, dict) and _channel_topic(message.get("channel")) in self.topics
-
-
-def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
-    return FakeSession(unknown_topics)
-
-
-def fake_reply(text: str) -> list[str]:
-    replies, _ = FakeSession().reply(text)
-    return replies
 
 
 def _by_market(instruments: Instruments) -> dict[int, Instrument]:
@@ -278,33 +201,6 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return parse_items(parsed, trades, lambda trade: _event(trade, markets, received_ts))
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    size = coins / instrument.units
-    trade_id = ts_ms * 1000 + seq % 1000
-    trade = {
-        "trade_id": trade_id,
-        "trade_id_str": str(trade_id),
-        "type": "liquidation",
-        "market_id": int(market_id(instrument.symbol)),
-        "size": repr(size),
-        "price": repr(price * instrument.units),
-        "usd_amount": repr(coins * price),
-        "is_maker_ask": side == "short",
-        "timestamp": ts_ms,
-        "taker_position_size_before": repr(size if side == "long" else -size),
-    }
-    frame = {
-        "channel": f"trade:{market_id(instrument.symbol)}",
-        "liquidation_trades": [trade],
-        "nonce": seq,
-        "trades": [],
-        "type": "update/trade",
-    }
-    return orjson.dumps(frame).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /api/v1/orderBookDetails`: active perpetuals as `{symbol}:{market_id}`."""
     rows = payload.get("order_book_details") if isinstance(payload, dict) else None
@@ -336,13 +232,10 @@ FEEDS: tuple[Feed, ...] = (
         parse=parse,
         needs_symbols=True,
         idle_timeout_s=120.0,  # the full trade tape of every followed market
-        fake_reply=fake_reply,
         instruments_url="https://mainnet.zklighter.elliot.ai/api/v1/orderBookDetails",
         instruments_from_rest=instruments_from_rest,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
         replays_on_subscribe=True,
-        render=render,
         notes=(
             "full: every liquidation trade of every active perpetual (trade/{market_id},"
             " 100 markets per connection); the replay on subscribing is de-duplicated"

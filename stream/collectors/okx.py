@@ -36,23 +36,6 @@ def subscribe(symbols: Sequence[str]) -> list[str]:
     return [orjson.dumps({"op": "subscribe", "args": args}).decode()]
 
 
-def fake_reply(text: str) -> list[str]:
-    """Source: OKX API v5 docs, "WebSocket: Overview" (the text `ping` answered `pong`) and
-    "Subscribe" (an `event: subscribe` echo of each arg; `event: error` with a code)."""
-    if text == "ping":
-        return ["pong"]
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(message, dict) or message.get("op") != "subscribe":
-        return []
-    return [
-        orjson.dumps({"event": "subscribe", "arg": arg, "connId": "fake"}).decode()
-        for arg in message.get("args", [])
-    ]
-
-
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     parsed = Parsed()
     if text == "pong":
@@ -113,36 +96,6 @@ def _parse_detail(detail: Any, instrument: Instrument, received_ts: int, parsed:
     )
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    if instrument.contract_type == "inverse":
-        size: float = max(1, round(coins * price / instrument.contract_size))
-    else:
-        size = coins / instrument.units / instrument.contract_size
-    detail = {
-        "bkLoss": "0",
-        "bkPx": repr(price * instrument.units),
-        "ccy": "",
-        "posSide": side,
-        "side": "sell" if side == "long" else "buy",
-        "sz": repr(size),
-        "ts": str(ts_ms),
-    }
-    family = instrument.symbol.rsplit("-", 1)[0]
-    inst_type = "SWAP" if instrument.symbol.endswith("-SWAP") else "FUTURES"
-    entry = {
-        "details": [detail],
-        "instFamily": family,
-        "instId": instrument.symbol,
-        "instType": inst_type,
-        "uly": family,
-    }
-    return orjson.dumps(
-        {"arg": {"channel": CHANNEL, "instType": inst_type}, "data": [entry]}
-    ).decode()
-
-
 def instrument_requests(url: str) -> list[str]:
     """One request per instType (`GET /api/v5/public/instruments` takes exactly one): the URL
     with its `instType` set to SWAP, then to FUTURES. Every instrument of a type comes in one
@@ -187,11 +140,9 @@ FEEDS = (
         ping_text="ping",
         ping_interval_s=20.0,  # OKX closes connections with no data for 30 s
         idle_timeout_s=60.0,
-        fake_reply=fake_reply,
         instruments_url="https://www.okx.com/api/v5/public/instruments",
         instruments_from_rest=instruments_from_rest,
         instrument_requests=instrument_requests,
-        render=render,
         lower_bound=True,
         notes="OKX documents this channel as not complete: totals are a lower bound",
     ),

@@ -24,8 +24,6 @@ answered by {"event":"subscribe","channel":"liquidation_orders","symbols":[...]}
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,7 +51,6 @@ from stream.symbols import canonical_coin
 
 EXCHANGE = "poloniex"
 CHANNEL = "liquidation_orders"
-REQUESTS_PER_SECOND = 500  # per connection
 SYMBOLS_PER_MESSAGE = 10  # Poloniex states no maximum; a small batch keeps a refusal small
 LIMITS = SubscriptionLimits(
     source=(
@@ -67,7 +64,6 @@ LIMITS = SubscriptionLimits(
 _POSITION = {"LONG": "long", "SHORT": "short"}
 _CLOSED_BY = {"SELL": "long", "BUY": "short"}  # the liquidation order's side closes this
 PING = orjson.dumps({"event": "ping"}).decode()
-PONG = orjson.dumps({"event": "pong"}).decode()
 
 
 def topic(symbol: str) -> str:
@@ -99,76 +95,6 @@ def read_reply(text: str) -> SubscribeReply | None:
     if event == "error":
         return SubscribeReply(ok=False, reason=str(message.get("message") or "refused"))
     return None
-
-
-class FakeSession:
-    """One connection of Poloniex's v3 public futures websocket, server side, as documented:
-    `{"event":"ping"}` answered `{"event":"pong"}`; subscribe/unsubscribe answered with the
-    channel and symbols; anything else "ignored with basic error response"; more than 500
-    requests in a second refused. The error wording is not documented:
-    `{"event":"error","message":...}` as Poloniex's other channels answer."""
-
-    def __init__(self, unknown_topics: frozenset[str] = frozenset()) -> None:
-        self.unknown_topics = unknown_topics
-        self.topics: set[str] = set()
-        self._requests_s: deque[float] = deque()
-
-    @staticmethod
-    def _error(message: str) -> str:
-        return orjson.dumps({"event": "error", "message": message}).decode()
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        now_s = time.monotonic()
-        while self._requests_s and now_s - self._requests_s[0] >= 1.0:
-            self._requests_s.popleft()
-        self._requests_s.append(now_s)
-        if len(self._requests_s) > REQUESTS_PER_SECOND:
-            return [self._error("too many requests")], []
-        try:
-            message = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return [self._error("invalid request")], []
-        event = message.get("event") if isinstance(message, dict) else None
-        if event == "ping":
-            return [PONG], []
-        if event not in ("subscribe", "unsubscribe") or message.get("channel") != [CHANNEL]:
-            return [self._error("invalid request")], []
-        symbols = [s for s in message.get("symbols", []) if isinstance(s, str)]
-        if event == "unsubscribe":
-            self.topics.difference_update(symbols)
-            return [self._answer(event, symbols)], []
-        unknown = [s for s in symbols if s in self.unknown_topics]
-        if unknown or not symbols:
-            return [self._error(f"invalid symbol: {','.join(unknown)}")], []
-        new = [s for s in symbols if s not in self.topics]
-        self.topics.update(new)
-        return [self._answer(event, symbols)], new
-
-    @staticmethod
-    def _answer(event: str, symbols: list[str]) -> str:
-        return orjson.dumps({"event": event, "channel": CHANNEL, "symbols": symbols}).decode()
-
-    def wants(self, frame: str) -> bool:
-        try:
-            message = orjson.loads(frame)
-        except orjson.JSONDecodeError:
-            return False
-        data = message.get("data") if isinstance(message, dict) else None
-        return (
-            isinstance(data, list)
-            and bool(data)
-            and isinstance(data[0], dict)
-            and data[0].get("s") in self.topics
-        )
-
-
-def fake_session(unknown_topics: frozenset[str]) -> FakeSession:
-    return FakeSession(unknown_topics)
-
-
-def fake_reply(text: str) -> list[str]:
-    replies, _ = FakeSession().reply(text)
-    return replies
 
 
 def _side(item: dict[str, Any]) -> str | None:
@@ -228,27 +154,6 @@ def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: P
     )
 
 
-def render(
-    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
-) -> str:
-    if instrument.contract_type == "inverse":
-        contracts = coins * price / instrument.contract_size
-        quoted = price
-    else:
-        contracts = coins / instrument.units / instrument.contract_size
-        quoted = price * instrument.units
-    item = {
-        "s": instrument.symbol,
-        "side": "SELL" if side == "long" else "BUY",
-        "posSide": "BOTH" if seq % 2 else side.upper(),
-        "sz": repr(contracts),
-        "bkPx": repr(quoted),
-        "uTime": ts_ms,
-        "ts": ts_ms + 25,
-    }
-    return orjson.dumps({"channel": CHANNEL, "data": [item]}).decode()
-
-
 def instruments_from_rest(payload: object) -> dict[str, Instrument]:
     """`GET /v3/market/allInstruments`: {"code":200,"data":[{"symbol":"BTC_USDT_PERP",
     "bCcy":"BTC","qCcy":"USDT","ctVal":"0.001","ctType":"LINEAR","status":"OPEN",...}]};
@@ -288,12 +193,9 @@ FEEDS: tuple[Feed, ...] = (
         ping_text=PING,
         ping_interval_s=20.0,  # the server ends a session silent for 30 s
         idle_timeout_s=120.0,  # pongs arrive every 20 s
-        fake_reply=fake_reply,
         instruments_url="https://api.poloniex.com/v3/market/allInstruments",
         instruments_from_rest=instruments_from_rest,
         per_symbol=PER_SYMBOL,
-        fake_session=fake_session,
-        render=render,
         lower_bound=True,
         notes="at most one liquidation per symbol per second is pushed: totals are a lower bound",
     ),

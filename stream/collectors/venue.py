@@ -1,10 +1,11 @@
 """What every venue module provides: the contract between venue files and the shells.
 
-A venue module (one file per exchange under `stream.collectors`) is pure data and pure
-functions: URLs, subscribe messages, the frame parser, instrument rules, and how its server
-behaves (acks, heartbeats, compression) so that the fake exchange can speak the same protocol.
-The websocket loop (`stream.collectors.connection`) and the fake server
-(`stream.fake_exchange`) are generic and only call what is declared here.
+A venue module (one file per exchange under `stream.collectors`) is the client side of the
+venue, pure data and pure functions: URLs, subscribe messages, the frame parser, heartbeat
+answers, limits and instrument rules. The websocket loop (`stream.collectors.connection`) is
+generic and only calls what is declared here. How the venue's server behaves (acks, pongs,
+heartbeats, compression, the frames it sends) lives apart, in `stream.simulators.<venue>`,
+for the fake exchange; nothing here imports it.
 """
 
 from __future__ import annotations
@@ -117,20 +118,6 @@ class Flushes(Protocol):
     def flush(self, instruments: Instruments, received_ts: int) -> Parsed: ...
 
 
-class FakeSession(Protocol):
-    """One connection of a fake venue that keeps per-connection state (limits, topics)."""
-
-    topics: set[str]
-
-    def reply(self, text: str) -> tuple[list[str], list[str]]:
-        """The answers to a client message and the topics it newly subscribed."""
-        ...
-
-    def wants(self, frame: str) -> bool:
-        """True when `frame` belongs to a topic this connection subscribed."""
-        ...
-
-
 def _one_page(url: str) -> list[str]:
     return [url]
 
@@ -154,14 +141,6 @@ class Feed:
       ping_text / ping_interval_s: an application-level ping the client must send.
       max_connection_age_s: reconnect before the venue cuts the connection (Binance 24 h).
       idle_timeout_s: no message for this long means the connection is dead.
-    Server side (what the fake exchange imitates):
-      fake_reply(text): the server's answers to a client message (acks, pongs).
-      fake_heartbeat(): a server heartbeat that the client must answer, or None.
-      encode(text): text -> wire message (gzip for HTX); identity by default.
-      render(instrument, side, price, coins, ts_ms, seq): one frame in the venue's wire
-        format (before `encode`) that carries exactly one liquidation of `coins` coins of
-        the canonical coin at `price` USD per coin, position `side`; `seq` makes ids unique.
-        The fake exchange uses it for generated feeds; parse(render(...)) must give it back.
     Instruments:
       instruments_url: public REST endpoint with contract rules, or None.
       instruments_from_rest(payload): decoded JSON -> {symbol: Instrument} (one page).
@@ -170,7 +149,6 @@ class Feed:
     Per-symbol subscriptions:
       per_symbol: topics, limits and reply reading of a feed subscribed per instrument
         (None: one subscription covers the venue, `subscribe` says how).
-      fake_session(unknown_topics): per-connection server state for the fake exchange.
       replays_on_subscribe: the venue re-sends past events on subscribing (dYdX): their ids
         are remembered across collector restarts.
     """
@@ -189,18 +167,13 @@ class Feed:
     ping_interval_s: float = 20.0
     max_connection_age_s: float | None = None
     idle_timeout_s: float = 300.0
-    fake_reply: Callable[[str], list[str]] = lambda text: []
-    fake_heartbeat: Callable[[], str | None] = lambda: None
-    encode: Callable[[str], str | bytes] = lambda text: text
     instruments_url: str | None = None
     instruments_from_rest: Callable[[object], dict[str, Instrument]] | None = None
-    render: Callable[[Instrument, str, float, float, int, int], str] | None = None
     notes: str = ""
     lower_bound: bool = False  # the venue samples its liquidations: totals are a floor
     instrument_requests: Callable[[str], list[str]] = _one_page
     next_page: Callable[[str, object], str | None] = _no_next_page
     per_symbol: PerSymbol | None = None
-    fake_session: Callable[[frozenset[str]], FakeSession] | None = None
     replays_on_subscribe: bool = False
     # HTTP headers the venue wants on the websocket handshake (Gate's X-Gate-Size-Decimal).
     handshake_headers: tuple[tuple[str, str], ...] = ()

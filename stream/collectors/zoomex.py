@@ -57,13 +57,10 @@ def _feed(category: str, parse: Parser) -> Feed:
         ping_text=_PING,
         ping_interval_s=20.0,
         idle_timeout_s=120.0,  # pongs arrive every 20 s even when nothing is liquidated
-        fake_reply=bybit.fake_reply,
         instruments_url=f"{_REST}?category={category}&limit=1000",
         instruments_from_rest=bybit.instruments_from_rest,
         next_page=bybit.next_page,
         per_symbol=PER_SYMBOL,
-        fake_session=bybit.fake_session,
-        render=bybit.render,
     )
 
 

@@ -15,6 +15,7 @@ from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Feed
 from stream.demo.session import SEED, feed_session
 from stream.fake_exchange import Timed
+from stream.simulators import simulator_for
 
 _SEQ_PER_RUN = 1_000_000  # orders one feed replays in a run, at most, before ids could repeat
 
@@ -46,12 +47,11 @@ class ReplayClock:
 
 def replay_frames(feed: Feed, clock: ReplayClock, seed: int = SEED) -> Iterator[Timed]:
     """The feed's frames of the session, endless, each due at its re-based time."""
-    if feed.render is None:
-        raise ValueError(f"{feed.name} cannot render frames")
+    render = simulator_for(feed).render
     instruments = bundled_snapshot(feed.name)
     for seq, order in enumerate(feed_session(feed.name, seed), start=clock.first_seq()):
         ts_ms = clock.event_ts_ms(order.offset_ms)
-        text = feed.render(
+        text = render(
             instruments[order.symbol], order.side, order.price, order.quantity, ts_ms, seq
         )
         yield Timed(clock.due_s(order.offset_ms), text)

@@ -27,6 +27,7 @@ from stream.collectors.parsing import MAX_REJECTS_PER_FRAME
 from stream.collectors.registry import FEEDS
 from stream.collectors.venue import Feed, Parsed, Parser
 from stream.commands import normalize_lines
+from stream.simulators import simulator_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RECEIVED_TS = 1_800_000_000_000
@@ -86,9 +87,8 @@ def _frames_of(venue: str) -> list[str]:
 
 
 def _rendered(feed: Feed, book: InstrumentBook) -> list[str]:
-    """A few frames the venue module renders itself, one per kind of instrument."""
-    if feed.render is None:
-        return []
+    """A few frames the venue's simulator renders, one per kind of instrument."""
+    render = simulator_for(feed).render
     frames = []
     seen_types = set()
     for symbol in book.symbols():
@@ -98,7 +98,7 @@ def _rendered(feed: Feed, book: InstrumentBook) -> list[str]:
             continue
         seen_types.add(kind)
         for side in ("long", "short"):
-            frames.append(feed.render(instrument, side, 100.0, 2.0, RECEIVED_TS - 5_000, 7))
+            frames.append(render(instrument, side, 100.0, 2.0, RECEIVED_TS - 5_000, 7))
     return frames
 
 

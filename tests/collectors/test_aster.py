@@ -8,6 +8,7 @@ import pytest
 from stream.collectors import aster, binance
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.registry import FEEDS as REGISTERED
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = aster.FEEDS
@@ -105,11 +106,13 @@ def test_bad_items_are_rejected(field: str, value: object, reason: str) -> None:
 def test_acks_yield_nothing_and_the_fake_answers_like_aster() -> None:
     parsed = FEED.parse(fixture("aster", "subscribe_ack.json"), INSTRUMENTS, RECEIVED_TS)
     assert parsed.events == [] and parsed.rejects == []
-    (answer,) = FEED.fake_reply('{"method":"LIST_SUBSCRIPTIONS","id":3}')
+    (answer,) = simulator_for(FEED).reply('{"method":"LIST_SUBSCRIPTIONS","id":3}')
     assert orjson.loads(answer) == {"result": ["!forceOrder@arr"], "id": 3}
-    (answer,) = FEED.fake_reply('{"method":"SUBSCRIBE","params":["!forceOrder@arr"],"id":4}')
+    (answer,) = simulator_for(FEED).reply(
+        '{"method":"SUBSCRIBE","params":["!forceOrder@arr"],"id":4}'
+    )
     assert orjson.loads(answer) == {"result": None, "id": 4}
-    assert FEED.fake_reply("not json") == []
+    assert simulator_for(FEED).reply("not json") == []
 
 
 def test_feed_declares_aster_endpoints_and_rules() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from stream.collectors.binance import FEEDS, instrument_for
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Feed, Instrument
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 USDM, COINM = FEEDS
@@ -217,7 +218,9 @@ def test_protocol() -> None:
     assert COINM.url == "wss://dstream.binance.com/ws/!forceOrder@arr"
     assert USDM.subscribe(["BTCUSDT"]) == []  # named in the path
     assert USDM.max_connection_age_s is not None and USDM.max_connection_age_s < 24 * 3600
-    reply = USDM.fake_reply('{"method": "SUBSCRIBE", "params": ["!forceOrder@arr"], "id": 1}')
+    reply = simulator_for(USDM).reply(
+        '{"method": "SUBSCRIBE", "params": ["!forceOrder@arr"], "id": 1}'
+    )
     assert orjson.loads(reply[0]) == {"result": None, "id": 1}
     assert "lower bound" in USDM.notes
     assert USDM.instruments_url == "https://fapi.binance.com/fapi/v1/exchangeInfo"
@@ -262,9 +265,10 @@ def test_usdm_instruments_from_rest() -> None:
 )
 def test_usdm_render_round_trip(index: int, side: str, price: float, coins: float, ts: int) -> None:
     instrument = list(USDM_INSTRUMENTS.values())[index]
-    assert USDM.render is not None
     (event,) = USDM.parse(
-        USDM.render(instrument, side, price, coins, ts, 1), USDM_INSTRUMENTS, RECEIVED_TS
+        simulator_for(USDM).render(instrument, side, price, coins, ts, 1),
+        USDM_INSTRUMENTS,
+        RECEIVED_TS,
     ).events
     assert (event.side, event.coin, event.ts) == (side, instrument.coin, ts)
     assert event.price == pytest.approx(price, rel=1e-9)
@@ -282,8 +286,7 @@ def test_usdm_render_round_trip(index: int, side: str, price: float, coins: floa
 def test_coinm_render_round_trip(index: int, side: str, price: float, contracts: int) -> None:
     instrument = list(COINM_INSTRUMENTS.values())[index]
     coins = contracts * instrument.contract_size / price  # a whole number of contracts
-    assert COINM.render is not None
-    text = COINM.render(instrument, side, price, coins, 1_762_290_000_000, 1)
+    text = simulator_for(COINM).render(instrument, side, price, coins, 1_762_290_000_000, 1)
     (event,) = COINM.parse(text, COINM_INSTRUMENTS, RECEIVED_TS).events
     assert event.side == side and event.contract_type == "inverse"
     assert event.notional_usd == pytest.approx(contracts * instrument.contract_size, rel=1e-12)

@@ -17,6 +17,7 @@ from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
 from stream.kafka import Topics
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bitfinex"
@@ -33,7 +34,9 @@ def test_feed() -> None:
     assert (FEED.name, FEED.exchange) == ("bitfinex", "bitfinex")
     assert FEED.url == "wss://api-pub.bitfinex.com/ws/2"
     assert not FEED.needs_symbols
-    assert FEED.ping_text is None and FEED.fake_heartbeat() is None  # `hb` needs no answer
+    assert (
+        FEED.ping_text is None and simulator_for(FEED).heartbeat() is None
+    )  # `hb` needs no answer
 
 
 def test_subscribe() -> None:
@@ -41,9 +44,9 @@ def test_subscribe() -> None:
 
 
 def test_fake_server_acks_with_a_channel_id() -> None:
-    (ack,) = FEED.fake_reply(FEED.subscribe([])[0])
+    (ack,) = simulator_for(FEED).reply(FEED.subscribe([])[0])
     assert orjson.loads(ack) == orjson.loads(frame("subscribed.json"))
-    (pong,) = FEED.fake_reply('{"event":"ping","cid":1234}')
+    (pong,) = simulator_for(FEED).reply('{"event":"ping","cid":1234}')
     assert orjson.loads(pong)["cid"] == 1234
 
 

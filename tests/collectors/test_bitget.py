@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from stream.collectors import bitget
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bitget"
@@ -42,10 +43,10 @@ def test_subscribe_every_product_type() -> None:
 
 
 def test_fake_server_acks_and_pongs() -> None:
-    acks = FEED.fake_reply(FEED.subscribe([])[0])
+    acks = simulator_for(FEED).reply(FEED.subscribe([])[0])
     assert len(acks) == 3
     assert orjson.loads(acks[0])["arg"] == orjson.loads(frame("subscribe_ack.json"))["arg"]
-    assert FEED.fake_reply("ping") == ["pong"]
+    assert simulator_for(FEED).reply("ping") == ["pong"]
     for reply in [*acks, "pong"]:
         parsed = FEED.parse(reply, SNAPSHOT, RECEIVED)
         assert parsed.events == [] and parsed.rejects == []

@@ -8,6 +8,7 @@ import pytest
 from stream.collectors.bitmex import FEEDS, XbtUsdRate
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 (BITMEX,) = FEEDS
@@ -55,7 +56,7 @@ def test_updates_and_welcome_yield_nothing_partial_counts() -> None:
 
 
 def test_text_heartbeat() -> None:
-    assert BITMEX.ping_text == "ping" and BITMEX.fake_reply("ping") == ["pong"]
+    assert BITMEX.ping_text == "ping" and simulator_for(BITMEX).reply("ping") == ["pong"]
     parsed = BITMEX.parse("pong", INSTRUMENTS, RECEIVED_TS)
     assert parsed.events == [] and parsed.rejects == []
 

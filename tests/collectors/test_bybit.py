@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from stream.collectors import bybit
 from stream.collectors.bybit import FEEDS, MAX_ARGS_CHARS, subscribe
 from stream.collectors.instruments import bundled_snapshot
+from stream.simulators import simulator_for
+from stream.simulators.bybit import FakeSession
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 LINEAR, INVERSE = FEEDS
@@ -110,7 +112,7 @@ def test_subscribe_respects_the_args_limit() -> None:
 
 def test_heartbeat_and_acks_of_the_fake() -> None:
     assert LINEAR.ping_text is not None and orjson.loads(LINEAR.ping_text)["op"] == "ping"
-    (pong,) = LINEAR.fake_reply(LINEAR.ping_text)
+    (pong,) = simulator_for(LINEAR).reply(LINEAR.ping_text)
     assert orjson.loads(pong)["ret_msg"] == "pong"
 
 
@@ -149,8 +151,7 @@ def test_instruments_from_rest() -> None:
 )
 def test_render_round_trip(index: int, side: str, price: float, coins: float) -> None:
     instrument = list(LINEAR_INSTRUMENTS.values())[index]
-    assert LINEAR.render is not None
-    text = LINEAR.render(instrument, side, price, coins, 1_762_290_000_000, 1)
+    text = simulator_for(LINEAR).render(instrument, side, price, coins, 1_762_290_000_000, 1)
     (event,) = LINEAR.parse(text, LINEAR_INSTRUMENTS, RECEIVED_TS).events
     assert (event.side, event.coin) == (side, instrument.coin)
     assert event.quantity == pytest.approx(coins, rel=1e-9)
@@ -181,7 +182,7 @@ def test_subscribe_answers_are_read_with_the_refused_topic() -> None:
 
 
 def test_fake_bybit_enforces_the_connection_limit_and_refuses_unknown_topics() -> None:
-    session = bybit.FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
+    session = FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
     topics = [f"allLiquidation.COIN{n:04d}USDT" for n in range(1_000)]  # 23 characters each
     accepted: list[str] = []
     refusal = ""
@@ -193,7 +194,7 @@ def test_fake_bybit_enforces_the_connection_limit_and_refuses_unknown_topics() -
         accepted += new
     assert sum(len(t) for t in accepted) <= 21_000 < sum(len(t) for t in accepted) + 230
     assert "21000" in refusal
-    session = bybit.FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
+    session = FakeSession(frozenset({"allLiquidation.NOPEUSDT"}))
     batch = ["allLiquidation.BTCUSDT", "allLiquidation.NOPEUSDT"]
     (answer,), new = session.reply(bybit.request("subscribe", batch, "9"))
     assert new == [] and session.topics == set()  # none of the batch

@@ -19,12 +19,12 @@ import aiohttp
 import pytest
 
 from stream.collectors.bybit import FEEDS as BYBIT
-from stream.collectors.bybit import render
 from stream.collectors.venue import Instrument
 from stream.config import Settings
 from stream.fake_exchange import FakeExchange
 from stream.fake_rest import FakeRest, bybit_row, bybit_rows
 from stream.kafka import Topics
+from stream.simulators.bybit import render
 from stream.topics import ensure_topics
 from tests.collectors.kafka_helpers import consume_until
 

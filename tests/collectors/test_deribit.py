@@ -7,6 +7,7 @@ import pytest
 
 from stream.collectors.deribit import FEEDS, instrument_of, is_option
 from stream.collectors.instruments import bundled_snapshot
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
 (DERIBIT,) = FEEDS
@@ -156,8 +157,7 @@ def test_instrument_rules_from_names() -> None:
 @pytest.mark.parametrize("symbol", sorted(bundled_snapshot("deribit")))
 def test_render_round_trip(symbol: str) -> None:
     instrument = bundled_snapshot("deribit")[symbol]
-    assert DERIBIT.render is not None
-    text = DERIBIT.render(instrument, "long", 3000.5, 1.75, 1_762_290_000_000, 7)
+    text = simulator_for(DERIBIT).render(instrument, "long", 3000.5, 1.75, 1_762_290_000_000, 7)
     (event,) = DERIBIT.parse(text, {}, RECEIVED_TS).events
     assert event.side == "long" and event.coin == instrument.coin
     assert event.quantity == pytest.approx(1.75, rel=1e-9)

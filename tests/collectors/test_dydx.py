@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from stream.collectors import dydx
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
+from stream.simulators.dydx import FakeSession, iso
 from tests.collectors.venue_helpers import assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dydx"
@@ -28,7 +30,9 @@ def test_feed() -> None:
     assert (FEED.name, FEED.exchange) == ("dydx", "dydx")
     assert FEED.url == "wss://indexer.dydx.trade/v4/ws"
     assert FEED.needs_symbols
-    assert FEED.ping_text is None and FEED.fake_heartbeat() is None  # websocket-level pings
+    assert (
+        FEED.ping_text is None and simulator_for(FEED).heartbeat() is None
+    )  # websocket-level pings
     assert len(SNAPSHOT) <= dydx.MAX_MARKETS
 
 
@@ -58,7 +62,7 @@ def test_limits_and_replies_as_the_indexer_defines_them() -> None:
 
 
 def test_fake_session_enforces_32_markets_per_connection() -> None:
-    session = dydx.FakeSession(frozenset({"NOPE-USD"}))
+    session = FakeSession(frozenset({"NOPE-USD"}))
     for n in range(32):
         _, new = session.reply(FEED.subscribe([f"C{n:03d}-USD"])[0])
         assert new == [f"C{n:03d}-USD"]
@@ -77,7 +81,7 @@ def test_fake_session_enforces_32_markets_per_connection() -> None:
 
 
 def test_fake_server_replays_on_subscribe() -> None:
-    (reply,) = FEED.fake_reply(FEED.subscribe(["BTC-USD"])[0])
+    (reply,) = simulator_for(FEED).reply(FEED.subscribe(["BTC-USD"])[0])
     message = orjson.loads(reply)
     assert (message["type"], message["id"]) == ("subscribed", "BTC-USD")
     parsed = FEED.parse(reply, SNAPSHOT, RECEIVED)
@@ -184,7 +188,7 @@ def test_iso_timestamps() -> None:
         dydx.created_at_ms("2026-09-17T13:39:47.542999Z") == 1789652387542
     )  # truncated, not rounded
     assert dydx.created_at_ms("2026-09-17T13:39:47Z") == 1789652387000
-    assert dydx.iso(1789652387542) == "2026-09-17T13:39:47.542Z"
+    assert iso(1789652387542) == "2026-09-17T13:39:47.542Z"
 
 
 def test_instruments_from_rest() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stream.collectors import gate
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Feed, Instrument
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import assert_event, assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gate"
@@ -147,14 +148,14 @@ def test_subscribe_all_contracts() -> None:
 
 
 def test_fake_server_answers_subscribe_and_ping() -> None:
-    (ack,) = FEED.fake_reply(FEED.subscribe([])[0])
+    (ack,) = simulator_for(FEED).reply(FEED.subscribe([])[0])
     assert orjson.loads(ack)["result"] == {"status": "success"}
     assert FEED.ping_text is not None
-    (pong,) = FEED.fake_reply(FEED.ping_text)
+    (pong,) = simulator_for(FEED).reply(FEED.ping_text)
     assert orjson.loads(pong)["channel"] == "futures.pong"
     for reply in (ack, pong):
         assert FEED.parse(reply, SNAPSHOT, RECEIVED).events == []
-    assert FEED.fake_heartbeat() is None
+    assert simulator_for(FEED).heartbeat() is None
     assert FEED.answer(pong) is None
 
 

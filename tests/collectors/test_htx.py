@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stream.collectors import htx
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import assert_event
 
 FIXTURES = Path(__file__).parent / "fixtures" / "htx"
@@ -50,7 +51,7 @@ def test_coin_margined_futures_subscribe_one_topic_per_coin() -> None:
         '{"op":"sub","cid":"liqstream","topic":"public.BTC.liquidation_orders"}',
         '{"op":"sub","cid":"liqstream","topic":"public.ETH.liquidation_orders"}',
     ]
-    (ack,) = FUTURES.fake_reply(FUTURES.subscribe(["BTC261225"])[0])
+    (ack,) = simulator_for(FUTURES).reply(FUTURES.subscribe(["BTC261225"])[0])
     assert orjson.loads(ack)["topic"] == "public.BTC.liquidation_orders"
 
 
@@ -88,7 +89,7 @@ def test_coin_margined_futures_instruments_from_rest() -> None:
 
 def test_every_frame_is_gzip() -> None:
     text = frame("linear_multi.json")
-    wire = LINEAR.encode(text)
+    wire = simulator_for(LINEAR).encode(text)
     assert isinstance(wire, bytes) and gzip.decompress(wire).decode() == text
     assert LINEAR.decode(wire) == text
     assert LINEAR.decode(text) == text  # a text frame passes through
@@ -104,17 +105,17 @@ def test_ping_is_answered_with_the_same_ts_value_and_type() -> None:
     assert LINEAR.answer('{"ping":18212558000}') == '{"pong":18212558000}'
     assert LINEAR.answer(frame("linear_multi.json")) is None
     assert LINEAR.answer(frame("sub_ack.json")) is None
-    heartbeat = LINEAR.fake_heartbeat()
+    heartbeat = simulator_for(LINEAR).heartbeat()
     assert heartbeat is not None
     pong = orjson.loads(LINEAR.answer(heartbeat) or "")
     assert pong == {"op": "pong", "ts": orjson.loads(heartbeat)["ts"]}
 
 
 def test_fake_server_acks_the_subscription() -> None:
-    (ack,) = LINEAR.fake_reply(LINEAR.subscribe([])[0])
+    (ack,) = simulator_for(LINEAR).reply(LINEAR.subscribe([])[0])
     assert orjson.loads(ack)["err-code"] == 0
     assert LINEAR.parse(ack, LINEAR_SNAPSHOT, RECEIVED).events == []
-    assert LINEAR.fake_reply('{"op":"pong","ts":"1"}') == []
+    assert simulator_for(LINEAR).reply('{"op":"pong","ts":"1"}') == []
 
 
 def test_linear_frame_with_two_liquidations() -> None:
@@ -262,8 +263,9 @@ def test_render_round_trip(
 ) -> None:
     instruments = bundled_snapshot(feed.name)
     instrument = instruments[symbol]
-    assert feed.render is not None
-    wire = feed.encode(feed.render(instrument, side, price, coins, ts, seq))
+    wire = simulator_for(feed).encode(
+        simulator_for(feed).render(instrument, side, price, coins, ts, seq)
+    )
     parsed = feed.parse(feed.decode(wire), instruments, RECEIVED)
     assert parsed.rejects == []
     (event,) = parsed.events
@@ -314,8 +316,8 @@ def test_futures_subscribe_per_coin_topic_and_read_the_answers() -> None:
 
 
 def test_fake_futures_session_enforces_htx_rules() -> None:
-    assert FUTURES.fake_session is not None
-    session = FUTURES.fake_session(frozenset({"public.NOPE.liquidation_orders"}))
+    assert simulator_for(FUTURES).session is not None
+    session = simulator_for(FUTURES).session(frozenset({"public.NOPE.liquidation_orders"}))
     sub = '{"op":"sub","cid":"1","topic":"public.BTC.liquidation_orders"}'
     (answer,), new = session.reply(sub)
     assert orjson.loads(answer)["err-code"] == 0 and new == ["public.BTC.liquidation_orders"]

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from stream.collectors import kraken
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
+from stream.simulators.kraken import FakeSession
 from tests.collectors.venue_helpers import assert_round_trip
 
 FIXTURES = Path(__file__).parent / "fixtures" / "kraken"
@@ -44,10 +46,10 @@ def test_subscribe_heartbeat_and_products_in_batches() -> None:
 
 def test_fake_server_acks_each_subscription() -> None:
     for message in FEED.subscribe(["PF_XBTUSD"]):
-        (ack,) = FEED.fake_reply(message)
+        (ack,) = simulator_for(FEED).reply(message)
         assert orjson.loads(ack)["event"] == "subscribed"
         assert FEED.parse(ack, SNAPSHOT, RECEIVED).events == []
-    (ack,) = FEED.fake_reply(FEED.subscribe(["PF_XBTUSD"])[1])
+    (ack,) = simulator_for(FEED).reply(FEED.subscribe(["PF_XBTUSD"])[1])
     assert orjson.loads(ack) == orjson.loads(frame("subscribed.json"))
 
 
@@ -205,7 +207,7 @@ def test_subscribe_answers_are_read() -> None:
 
 
 def test_fake_kraken_refuses_a_request_with_an_unknown_product() -> None:
-    session = kraken.FakeSession(frozenset({"PF_NOPEUSD"}))
+    session = FakeSession(frozenset({"PF_NOPEUSD"}))
     (answer,), new = session.reply(FEED.subscribe(["PF_XBTUSD", "PF_NOPEUSD"])[1])
     assert orjson.loads(answer) == {"event": "error", "message": "Invalid product id"}
     assert new == [] and session.topics == set()

@@ -39,6 +39,7 @@ from stream.fake_rest import (
     kraken_rows,
     synthetic_bases,
 )
+from stream.simulators import simulator_for
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 SEQ = itertools.count(1)
@@ -92,8 +93,8 @@ def delist_one(rest: FakeRest, feed: Feed) -> str:
 async def test_every_listed_instrument_live_then_listing_changes(
     feed: Feed, count: int, tmp_path: Path
 ) -> None:
-    assert feed.per_symbol is not None and feed.render is not None
-    per_symbol, render = feed.per_symbol, feed.render
+    assert feed.per_symbol is not None
+    per_symbol, render = feed.per_symbol, simulator_for(feed).render
     rest = FakeRest()
     listing(rest, feed, count)
     await rest.start()
@@ -221,8 +222,8 @@ async def test_htx_futures_follow_the_listing_one_topic_per_coin(tmp_path: Path)
     subscribed and a delisted one unsubscribed on the live connection, and a coin topic the
     venue refuses costs only its contracts (refused, retried alone, shown with HTX's reason)."""
     feed = HTX_FUTURES
-    assert feed.per_symbol is not None and feed.render is not None
-    per_symbol, render = feed.per_symbol, feed.render
+    assert feed.per_symbol is not None
+    per_symbol, render = feed.per_symbol, simulator_for(feed).render
     rest = FakeRest()
     rest.htx_futures = htx_futures_rows(12) + [
         htx_futures_row("NOPE", kind, date) for kind, date in HTX_DELIVERIES

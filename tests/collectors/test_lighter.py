@@ -19,6 +19,8 @@ from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
 from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
+from stream.simulators import simulator_for
+from stream.simulators.lighter import FakeSession
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
@@ -169,7 +171,7 @@ def test_topics_requests_and_answers() -> None:
 
 
 def test_fake_lighter_enforces_its_connection_rules() -> None:
-    session = lighter.FakeSession(frozenset({"trade/999"}))
+    session = FakeSession(frozenset({"trade/999"}))
     accepted = []
     refusal = ""
     for market in range(120):
@@ -180,7 +182,7 @@ def test_fake_lighter_enforces_its_connection_rules() -> None:
         assert orjson.loads(answer)["type"] == "subscribed/trade"
         accepted += new
     assert len(accepted) == 100 and refusal == "too many subscriptions"
-    session = lighter.FakeSession(frozenset({"trade/999"}))
+    session = FakeSession(frozenset({"trade/999"}))
     (answer,), new = session.reply(lighter.request("subscribe", ["trade/999"], ""))
     assert new == [] and orjson.loads(answer)["error"]["code"] == 30012
     session.reply(lighter.request("subscribe", ["trade/5"], ""))
@@ -222,7 +224,7 @@ def test_render_round_trip(symbol: str, side: str) -> None:
 
 
 def test_fake_lighter_refuses_past_200_messages_a_minute() -> None:
-    session = lighter.FakeSession()
+    session = FakeSession()
     answers = [
         orjson.loads(session.reply(lighter.request("subscribe", [f"trade/{n % 90}"], ""))[0][0])
         for n in range(201)
@@ -287,9 +289,9 @@ async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_onl
 
     def one_liquidation(channel: str) -> str | None:
         symbol = next((s for s in book.symbols() if FEED_TOPIC(s) == channel), None)
-        if symbol is None or FEED.render is None:
+        if symbol is None:
             return None
-        return FEED.render(
+        return simulator_for(FEED).render(
             book[symbol], "short", 3.0, 2.0, 1_762_290_000_000, int(lighter.market_id(symbol))
         )
 

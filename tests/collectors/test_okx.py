@@ -10,6 +10,7 @@ import pytest
 from stream.collectors.instruments import InstrumentBook, bundled_snapshot
 from stream.collectors.okx import FEEDS
 from stream.fake_rest import FakeRest, okx_row
+from stream.simulators import simulator_for
 from tests.collectors.test_shells import TOPICS, pipeline_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, fixture
 
@@ -58,7 +59,7 @@ def test_acks_and_pongs() -> None:
     for text in (fixture("okx", "subscribe_ack.json"), "pong"):
         parsed = OKX.parse(text, INSTRUMENTS, RECEIVED_TS)
         assert parsed.events == [] and parsed.rejects == []
-    assert OKX.fake_reply("ping") == ["pong"]
+    assert simulator_for(OKX).reply("ping") == ["pong"]
     (message,) = OKX.subscribe([])
     assert orjson.loads(message) == {
         "op": "subscribe",
@@ -114,9 +115,10 @@ def test_render_round_trip(symbol: str) -> None:
         if instrument.contract_type == "inverse"
         else 7 * instrument.contract_size
     )
-    assert OKX.render is not None
     (event,) = OKX.parse(
-        OKX.render(instrument, "long", price, coins, 1_762_290_000_000, 1), INSTRUMENTS, RECEIVED_TS
+        simulator_for(OKX).render(instrument, "long", price, coins, 1_762_290_000_000, 1),
+        INSTRUMENTS,
+        RECEIVED_TS,
     ).events
     assert event.side == "long" and event.coin == instrument.coin
     assert event.quantity == pytest.approx(coins, rel=1e-9)

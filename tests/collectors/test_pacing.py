@@ -4,7 +4,7 @@ A venue that limits client messages per second makes a long listing take seconds
 Meanwhile the connection must read: the frames of the markets already subscribed, the answers
 to its subscribes, and server heartbeats that must be answered within a short time or the
 venue closes the connection. The fake venue below is Lighter's stream server (its documented
-per-connection rules: `lighter.FakeSession`) plus two rules of its own, stated here:
+per-connection rules: `FakeSession`) plus two rules of its own, stated here:
 - at most `VENUE_MESSAGES_PER_SECOND` client messages in any rolling second (more are refused
   with Lighter's rate-limit error); the feed paces itself at half that, leaving room for jitter;
 - a `{"type":"ping"}` on connecting and every `PING_INTERVAL_S`, which must be answered by a
@@ -31,6 +31,8 @@ from stream.collectors.instruments import InstrumentBook
 from stream.collectors.metrics import CollectorMetrics
 from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
+from stream.simulators import simulator_for
+from stream.simulators.lighter import RATE_LIMITED, FakeSession
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 MARKETS = 40
@@ -71,11 +73,11 @@ class PacedVenue:
         self.closed_for: list[str] = []
         # (kind, liquidations published by then) per client message: "subscribe" or "pong"
         self.arrivals: list[tuple[str, int]] = []
-        self.sessions: list[lighter.FakeSession] = []
+        self.sessions: list[FakeSession] = []
 
     async def handle(self, ws: ServerConnection) -> None:
         self.connections += 1
-        session = lighter.FakeSession()
+        session = FakeSession()
         self.sessions.append(session)
         ponged = asyncio.Event()
         pinger = asyncio.create_task(self._ping(ws, ponged))
@@ -93,7 +95,7 @@ class PacedVenue:
                     continue
                 self.arrivals.append(("subscribe", self.published()))
                 if len(window) > VENUE_MESSAGES_PER_SECOND:
-                    error = {"error": {"code": lighter.RATE_LIMITED, "message": "too fast"}}
+                    error = {"error": {"code": RATE_LIMITED, "message": "too fast"}}
                     await ws.send(orjson.dumps(error).decode())
                     continue
                 replies, new_topics = session.reply(text)
@@ -101,8 +103,7 @@ class PacedVenue:
                     await ws.send(reply)
                 for channel in new_topics:
                     market = int(channel.removeprefix("trade/"))
-                    assert FEED.render is not None
-                    frame = FEED.render(
+                    frame = simulator_for(FEED).render(
                         INSTRUMENTS[market], "long", 2.0, 1.0, 1_762_290_000_000, market
                     )
                     await ws.send(frame)

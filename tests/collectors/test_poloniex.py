@@ -18,6 +18,8 @@ from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
 from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
+from stream.simulators import simulator_for
+from stream.simulators.poloniex import PONG, FakeSession
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
@@ -126,12 +128,12 @@ def test_subscriptions_and_answers() -> None:
 
 def test_heartbeat_is_the_clients_ping() -> None:
     assert FEED.ping_text == '{"event":"ping"}' and FEED.ping_interval_s < 30
-    assert FEED.fake_reply(FEED.ping_text) == ['{"event":"pong"}']
-    assert FEED.fake_heartbeat() is None  # Poloniex never pings
+    assert simulator_for(FEED).reply(FEED.ping_text) == ['{"event":"pong"}']
+    assert simulator_for(FEED).heartbeat() is None  # Poloniex never pings
 
 
 def test_fake_poloniex_enforces_its_rules() -> None:
-    session = poloniex.FakeSession(frozenset({"NOPE_USDT_PERP"}))
+    session = FakeSession(frozenset({"NOPE_USDT_PERP"}))
     (answer,), new = session.reply(poloniex.request("subscribe", ["BTC_USDT_PERP"], ""))
     assert new == ["BTC_USDT_PERP"] and orjson.loads(answer)["symbols"] == ["BTC_USDT_PERP"]
     batch = ["ETH_USDT_PERP", "NOPE_USDT_PERP"]
@@ -140,9 +142,9 @@ def test_fake_poloniex_enforces_its_rules() -> None:
     assert session.wants(fixture("poloniex", "documented.json"))
     (answer,), _ = session.reply('{"event":"subscribe","channel":["trades"],"symbols":["X"]}')
     assert orjson.loads(answer)["event"] == "error"
-    flood = poloniex.FakeSession()
+    flood = FakeSession()
     answers = [flood.reply(poloniex.PING)[0][0] for _ in range(501)]
-    assert set(answers[:500]) == {poloniex.PONG}
+    assert set(answers[:500]) == {PONG}
     assert orjson.loads(answers[500])["message"] == "too many requests"
 
 
@@ -206,9 +208,9 @@ async def test_every_symbol_live_and_a_refused_one_costs_only_itself(tmp_path: P
     refused = "C13_USDT_PERP"
 
     def one_liquidation(symbol: str) -> str | None:
-        if symbol not in book or FEED.render is None:
+        if symbol not in book:
             return None
-        return FEED.render(book[symbol], "long", 4.0, 3.0, 1_762_290_000_000, 2)
+        return simulator_for(FEED).render(book[symbol], "long", 4.0, 3.0, 1_762_290_000_000, 2)
 
     fake = FakeExchange(FEED, [], unknown_topics={refused}, frame_on_subscribe=one_liquidation)
     publisher = RecordingPublisher()

@@ -36,6 +36,7 @@ from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange, Script, generated_frames
 from stream.fake_rest import FakeRest, bybit_row, bybit_rows
+from stream.simulators import simulator_for
 from tests.collectors.test_shells import TOPICS, RecordingPublisher
 
 (LIGHTER,) = lighter.FEEDS
@@ -85,8 +86,7 @@ async def test_a_malformed_listing_is_a_failed_refresh_and_the_feed_subscribes_w
         # a liquidation of a market the listing lacks: one refresh (malformed again), then
         # the frame is dead-lettered as what it is
         unknown = Instrument("NEW:99", "NEW", "USD", "linear")
-        assert LIGHTER.render is not None
-        frame = LIGHTER.render(unknown, "long", 2.0, 1.0, 1_762_290_000_000, 1)
+        frame = simulator_for(LIGHTER).render(unknown, "long", 2.0, 1.0, 1_762_290_000_000, 1)
         assert await pipeline.on_frame(frame, 1_762_290_000_100) == []
         dead = publisher.values(TOPICS.deadletter)
         assert [d["reason"] for d in dead] == ["unknown_symbol"]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import stream.collectors as collectors
+import stream.simulators as simulators
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.registry import FEEDS, VENUES, resolve_feeds
 from stream.schema import EXCHANGES
+from stream.simulators import simulator_for
+from stream.simulators.base import Simulator
 
 SHELL_MODULES = {
     "connection",
@@ -42,10 +50,37 @@ def test_venue_ids_are_schema_exchanges() -> None:
 def test_feed_is_complete(feed_name: str) -> None:
     feed = FEEDS[feed_name]
     assert feed.url.startswith("wss://")
-    assert feed.render is not None, "the fake exchange and the demo need render()"
     if feed.needs_symbols:
         assert bundled_snapshot(feed.name), "a per-symbol feed needs a bundled symbol list"
         assert feed.subscribe(sorted(bundled_snapshot(feed.name)))
+
+
+def test_every_venue_has_a_simulator_module_with_one_simulator_per_feed() -> None:
+    """`stream/simulators/<id>.py` beside `stream/collectors/<id>.py`: the fake exchange and
+    the demo find a feed's server side by its venue id."""
+    modules = {m.name for m in pkgutil.iter_modules(simulators.__path__)} - {"base"}
+    assert modules == set(VENUES)
+    for name, venue in VENUES.items():
+        module = importlib.import_module(f"stream.simulators.{name}")
+        assert set(module.SIMULATORS) == {feed.name for feed in venue.FEEDS}, name
+        for feed in venue.FEEDS:
+            assert isinstance(simulator_for(feed), Simulator)
+
+
+def test_the_collectors_never_import_simulator_code() -> None:
+    """The client side of a venue stands alone: loading every feed (and the collector shells)
+    imports nothing of `stream.simulators` or the fake servers."""
+    code = (
+        "import sys; from stream.collectors import registry, service; registry.FEEDS; "
+        "print(sorted(m for m in sys.modules if m.startswith(('stream.simulators', "
+        "'stream.fake_'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    for path in Path(collectors.__file__).parent.glob("*.py"):
+        imports = re.findall(r"^\s*(?:from|import) (stream\.\S+)", path.read_text(), re.M)
+        assert not [name for name in imports if name.startswith("stream.simulators")], path.name
 
 
 def test_resolve_feeds() -> None:

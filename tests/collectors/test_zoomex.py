@@ -9,6 +9,7 @@ from stream.collectors import bybit, zoomex
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.registry import FEEDS as REGISTERED
 from stream.schema import event_id
+from stream.simulators import simulator_for
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 LINEAR, INVERSE = zoomex.FEEDS
@@ -113,14 +114,14 @@ def test_zoomex_endpoints_limits_and_heartbeat() -> None:
     assert "Zoomex" in per_symbol.limits.source
     assert per_symbol.topic("BTCUSDT") == "allLiquidation.BTCUSDT"
     assert LINEAR.ping_text is not None and orjson.loads(LINEAR.ping_text)["op"] == "ping"
-    (pong,) = LINEAR.fake_reply(LINEAR.ping_text)
+    (pong,) = simulator_for(LINEAR).reply(LINEAR.ping_text)
     assert orjson.loads(pong)["ret_msg"] == "pong"
     assert not LINEAR.lower_bound  # "push all liquidations"
 
 
 def test_fake_zoomex_refuses_past_the_args_limit() -> None:
-    assert LINEAR.fake_session is not None
-    session = LINEAR.fake_session(frozenset())
+    assert simulator_for(LINEAR).session is not None
+    session = simulator_for(LINEAR).session(frozenset())
     topics = [f"allLiquidation.COIN{n:04d}USDT" for n in range(1_000)]
     refused = False
     for start in range(0, len(topics), 10):

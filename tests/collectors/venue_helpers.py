@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from stream.simulators import simulator_for
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RECEIVED_TS = 1_762_290_000_999
 
@@ -37,10 +39,8 @@ def assert_round_trip(
 ) -> Any:
     """parse(render(...)) gives back one event with the same side, coin, time and amounts."""
     instrument = instruments[symbol]
-    assert feed.render is not None
-    parsed = feed.parse(
-        feed.render(instrument, side, price, coins, ts, seq), instruments, RECEIVED_TS
-    )
+    render = simulator_for(feed).render
+    parsed = feed.parse(render(instrument, side, price, coins, ts, seq), instruments, RECEIVED_TS)
     assert parsed.rejects == []
     (event,) = parsed.events
     assert (event.side, event.coin, event.symbol, event.ts) == (side, instrument.coin, symbol, ts)

@@ -1,0 +1,50 @@
+"""Fake Bitget futures: the public `liquidation` topic of each product type.
+
+Source: Bitget API docs, "WebSocket API" (the text `ping` every 30 s answered `pong`; a
+subscribe answered by an `event: subscribe` echo of each arg; errors, `event: error`, are not
+imitated here) and the public liquidation channel (`side`, `price`, `amount` in the quote
+currency).
+"""
+
+from __future__ import annotations
+
+from stream.collectors.venue import Instrument
+from stream.simulators.base import Simulator, client_message, dumps
+
+TOPIC = "liquidation"
+PRODUCT_TYPES = {
+    ("linear", "USDT"): "usdt-futures",
+    ("linear", "USDC"): "usdc-futures",
+    ("inverse", "USD"): "coin-futures",
+}
+_WIRE_SIDE = {"long": "buy", "short": "sell"}
+
+
+def reply(text: str) -> list[str]:
+    if text == "ping":
+        return ["pong"]
+    message = client_message(text)
+    if message is None or message.get("op") != "subscribe":
+        return []
+    return [
+        dumps({"event": "subscribe", "arg": arg, "connId": "liqstream-fake"})
+        for arg in message.get("args", [])
+    ]
+
+
+def render(
+    instrument: Instrument, side: str, price: float, coins: float, ts_ms: int, seq: int
+) -> str:
+    inst_type = PRODUCT_TYPES[(instrument.contract_type, instrument.quote)]
+    item = {
+        "symbol": instrument.symbol,
+        "side": _WIRE_SIDE[side],
+        "price": repr(price * instrument.units),
+        "amount": repr(price * coins),  # quote currency
+        "ts": str(ts_ms),
+    }
+    frame = {"data": [item], "arg": {"instType": inst_type, "topic": TOPIC}, "action": "update"}
+    return dumps({**frame, "ts": ts_ms})
+
+
+SIMULATORS = {"bitget": Simulator(render=render, reply=reply)}
