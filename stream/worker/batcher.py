@@ -20,7 +20,10 @@ Exactness:
 - De-duplication by event id is rebuilt from the batches topic itself: on (re)assignment the
   ids of every event already forwarded within the longest window are read back, so an event a
   collector published twice is never forwarded twice. Duplicates of one event share a key
-  (`exchange:symbol`), hence an input partition, hence this stage's owner.
+  (`exchange:symbol`), hence an input partition, hence this stage's owner. Each batch record
+  carries its events' (exchange, id, ts) in an `ids` header, a seventh of the record's bytes,
+  which the rebuild decodes instead of every event (a record without it, written before it
+  existed, is read whole).
 """
 
 from __future__ import annotations
@@ -59,7 +62,41 @@ def batch_value(source_partition: int, raw_events: Iterable[bytes]) -> bytes:
     return b'{"p":%d,"events":[%s]}' % (source_partition, b",".join(raw_events))
 
 
-def forwarded_ids(value: bytes | None) -> list[tuple[str, str, int]]:
+IDS_HEADER = "ids"
+Ids = list[tuple[str, str, int]]
+
+
+def ids_header(ids: Ids) -> bytes:
+    """The `ids` header of a batch record: [[exchange, id, ts], ...] of its events, in order."""
+    return orjson.dumps(ids)
+
+
+def record_ids(value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Ids:
+    """(exchange, id, ts) of each event of a batch record: from its `ids` header, or from the
+    events themselves (a record without the header, or with one that is not a list of ids)."""
+    for name, header in headers:
+        if name == IDS_HEADER:
+            try:
+                items = orjson.loads(header)
+            except orjson.JSONDecodeError:
+                break
+            if isinstance(items, list):
+                ids = [
+                    (item[0], item[1], item[2])
+                    for item in items
+                    if type(item) is list
+                    and len(item) == 3
+                    and type(item[0]) is str
+                    and type(item[1]) is str
+                    and type(item[2]) is int
+                ]
+                if len(ids) == len(items):
+                    return ids
+            break
+    return forwarded_ids(value)
+
+
+def forwarded_ids(value: bytes | None) -> Ids:
     """(exchange, id, ts) of each event of a batch record; nothing of a record that is no
     batch, nor of an event without them (the second stage dead-letters those)."""
     try:
@@ -196,7 +233,7 @@ class Batcher(ConsumerRebalanceListener):
                 batch = await reader.getmany(*remaining, timeout_ms=500)
                 for tp, records in batch.items():
                     for record in records:
-                        for exchange, event_id, ts in forwarded_ids(record.value):
+                        for exchange, event_id, ts in record_ids(record.value, record.headers):
                             self.seen.add(exchange, event_id, ts)
                     if records and records[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
@@ -261,19 +298,24 @@ class Batcher(ConsumerRebalanceListener):
         sends = []
         dead: list[bytes] = []
         raws: list[bytes] = []
+        ids: Ids = []
         size = forwarded = 0
         for record in partition_records:
-            raw = self._accept(record, now_ms, dead)
-            if raw is None:
+            accepted = self._accept(record, now_ms, dead)
+            if accepted is None:
                 continue
-            if raws and (len(raws) >= self.batch_events or size + len(raw) > self.max_batch_bytes):
-                sends.append(await self._send_batch(producer, tp.partition, raws))
+            raw, event_ids = accepted
+            # the event and its entry in the ids header (quotes, commas, brackets, the ts)
+            length = len(raw) + len(event_ids[0]) + len(event_ids[1]) + 30
+            if raws and (len(raws) >= self.batch_events or size + length > self.max_batch_bytes):
+                sends.append(await self._send_batch(producer, tp.partition, raws, ids))
                 forwarded += len(raws)
-                raws, size = [], 0
+                raws, ids, size = [], [], 0
             raws.append(raw)
-            size += len(raw) + 1
+            ids.append(event_ids)
+            size += length
         if raws:
-            sends.append(await self._send_batch(producer, tp.partition, raws))
+            sends.append(await self._send_batch(producer, tp.partition, raws, ids))
             forwarded += len(raws)
         for value in dead:
             sends.append(await producer.send(self.topics.deadletter, value, key=b"worker"))
@@ -288,12 +330,17 @@ class Batcher(ConsumerRebalanceListener):
         dead.append(dead_letter(reason, value.decode(errors="replace"), now_ms))
 
     async def _send_batch(
-        self, producer: AIOKafkaProducer, partition: int, raws: list[bytes]
+        self, producer: AIOKafkaProducer, partition: int, raws: list[bytes], ids: Ids
     ) -> asyncio.Future[object]:
-        return await producer.send(self.topics.batches, batch_value(partition, raws), key=b"*")
+        value = batch_value(partition, raws)
+        headers = [(IDS_HEADER, ids_header(ids))]
+        return await producer.send(self.topics.batches, value, key=b"*", headers=headers)
 
-    def _accept(self, record: ConsumerRecord, now_ms: int, dead: list[bytes]) -> bytes | None:
-        """The event's bytes to forward (raw when canonical), or None (duplicate, rejected)."""
+    def _accept(
+        self, record: ConsumerRecord, now_ms: int, dead: list[bytes]
+    ) -> tuple[bytes, tuple[str, str, int]] | None:
+        """The event's bytes to forward (raw when canonical) and its (exchange, id, ts), or
+        None (duplicate, rejected)."""
         value = record.value or b""
         if len(value) > MAX_EVENT_BYTES:
             self._reject(value, "oversized_event", now_ms, dead)
@@ -309,4 +356,4 @@ class Batcher(ConsumerRebalanceListener):
         if not self.seen.add(event.exchange, event.id, event.ts):
             self.duplicates += 1
             return None
-        return value
+        return value, (event.exchange, event.id, event.ts)

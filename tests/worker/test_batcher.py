@@ -15,7 +15,14 @@ from bench.synthetic import synthetic_events
 from stream.config import Settings
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
-from stream.worker.batcher import Batcher, batch_value, forwarded_ids
+from stream.worker.batcher import (
+    IDS_HEADER,
+    Batcher,
+    batch_value,
+    forwarded_ids,
+    ids_header,
+    record_ids,
+)
 from stream.worker.dedup import SeenIds
 from tests.collectors.kafka_helpers import consume_until
 
@@ -130,6 +137,20 @@ def test_forwarded_ids_skip_what_is_no_batch() -> None:
         assert forwarded_ids(value) == []
     odd = [{**good, "exchange": ["x"]}, {**good, "ts": 1.5e12}, {**good, "ts": True}, good]
     assert forwarded_ids(orjson.dumps({"events": odd})) == [("okx", "a", 1_762_290_000_000)]
+
+
+def test_ids_come_from_the_header_and_from_the_events_without_one() -> None:
+    """The rebuild reads a batch's `ids` header (a seventh of its bytes) instead of its
+    events; a batch written before the header existed, or with a header that is no list of
+    ids, is read whole."""
+    good = {"exchange": "okx", "id": "a", "ts": 1_762_290_000_000}
+    value = batch_value(0, [orjson.dumps(good)])
+    ids = [("okx", "a", 1_762_290_000_000)]
+    assert record_ids(value, [(IDS_HEADER, ids_header(ids))]) == ids
+    assert record_ids(b"{not json", [("x", b"1"), (IDS_HEADER, ids_header(ids))]) == ids
+    assert record_ids(value, []) == ids  # an old record
+    for header in (b"{not json", b"7", b'[["okx", "a"]]', b'[["okx", "a", 1.5], ["okx", "b", 1]]'):
+        assert record_ids(value, [(IDS_HEADER, header)]) == ids
 
 
 @pytest.mark.kafka
