@@ -5,8 +5,12 @@ replaying the demo session, `stream.demo`) and a fake REST server with the instr
 of the venues that list instruments paginated or per-instrument (`stream.fake_rest`: Bybit,
 OKX, Kraken, dYdX, HTX futures, hundreds of instruments each) -> collectors, which fetch those
 listings and subscribe every listed instrument as against the real venues -> Kafka -> worker
-(with the demo's rules unless LIQSTREAM_RULES_FILE is set). With `live`, the collectors connect
-to the real venues instead, and no demo rules are added.
+(with the demo's rules unless LIQSTREAM_RULES_FILE is set). Hyperliquid comes from a node's
+fills files, not a websocket: a stand-in node (`stream.demo.node_fills`) writes the session's
+hyperliquid orders into a temporary directory and the `hyperliquid-node` source, the one
+`liqstream collect-node` runs, follows it. With `live`, the collectors connect to the real
+venues instead (no node: run `liqstream collect-node` beside a real one), and no demo rules
+are added.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,11 +32,14 @@ from stream.collectors.venue import Feed
 from stream.config import Settings
 from stream.console import Console, LiveStatus, format_live, pump_lines
 from stream.demo import RULES
+from stream.demo.node_fills import NodeFillsWriter
 from stream.demo.replay import ReplayClock, replay_frames
 from stream.errors import LiqstreamError
 from stream.fake_exchange import FakeExchange
 from stream.fake_rest import FakeRest, serve_listings
 from stream.localkafka import die_with_parent
+from stream.node_sources.service import FEED_NAME as NODE_FEED
+from stream.node_sources.service import NodeFillsSource
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +65,15 @@ async def run_pipeline(
     live: bool = False,
     speed: float = 1.0,
     console: Console | None = None,
+    node: bool = True,
 ) -> None:
-    """Run fakes (unless live), collectors and a worker until `stop` is set, then stop them
-    all: worker first, then collectors (flushing what they hold), then fakes. Raises
-    LiqstreamError if the worker or the collectors end by themselves. With a `console`, each
-    part is named as it starts, the dashboard URL once the worker serves it, then a live line;
-    the worker's output then goes to worker.log in the data dir (its warnings to the console)."""
+    """Run fakes (unless live), collectors, the node source on a stand-in node's files (unless
+    live or not `node`) and a worker until `stop` is set, then stop them all: worker first,
+    then collectors and node source (flushing what they hold), then fakes. Raises
+    LiqstreamError if the worker, the collectors or the node source end by themselves. With a
+    `console`, each part is named as it starts, the dashboard URL once the worker serves it,
+    then a live line; the worker's output then goes to worker.log in the data dir (its
+    warnings to the console)."""
     fakes: list[FakeExchange] = []
     urls: dict[str, str] = {}
     instrument_urls: dict[str, str] = {}
@@ -93,6 +104,25 @@ async def run_pipeline(
     if console:
         exchanges = len({feed.exchange for feed in feeds})
         console.part("collectors", f"{len(feeds)} feeds of {exchanges} exchanges")
+    parts = {collectors}
+    node_dir = writer = source = None
+    if node and not live:
+        # a fresh directory each run, its read position and remembered ids with it
+        collector_settings.data_dir.mkdir(parents=True, exist_ok=True)
+        node_dir = tempfile.TemporaryDirectory(prefix="node-", dir=collector_settings.data_dir)
+        root = Path(node_dir.name)
+        (root / "node_fills" / "hourly").mkdir(parents=True)  # as a node with --write-fills
+        writer = asyncio.create_task(
+            NodeFillsWriter(root / "node_fills", clock).run(), name="stand-in node"
+        )
+        node_settings = collector_settings.model_copy(update={"data_dir": root / "state"})
+        source = NodeFillsSource(
+            node_settings, root / "node_fills", from_beginning=True, metrics=metrics
+        )
+        parts |= {writer, asyncio.create_task(source.run(), name=NODE_FEED)}
+        if console:
+            console.part("node source", f"{NODE_FEED} following a stand-in node's {root}")
+    feed_count = len(feeds) + (source is not None)
     log_file = settings.data_dir / WORKER_LOG if console else None
     worker = await _start_worker(settings, log_file)
     pump = live_line = None
@@ -100,11 +130,14 @@ async def run_pipeline(
         assert worker.stdout is not None
         pump = asyncio.create_task(pump_lines(worker.stdout, log_file, console))
         console.part("worker", f"started (pid {worker.pid}), its log in {log_file}")
-        live_line = asyncio.create_task(_show_live(settings, metrics, len(feeds), console))
+        live_line = asyncio.create_task(_show_live(settings, metrics, feed_count, console))
     worker_exit = asyncio.create_task(worker.wait(), name="worker")
     stopped = asyncio.create_task(stop.wait(), name="stop")
+    ended: set[asyncio.Task] = set()
     try:
-        await asyncio.wait({stopped, worker_exit, collectors}, return_when=asyncio.FIRST_COMPLETED)
+        ended, _ = await asyncio.wait(
+            {stopped, worker_exit, *parts}, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         stopped.cancel()
         if live_line:
@@ -112,20 +145,30 @@ async def run_pipeline(
             await asyncio.gather(live_line, return_exceptions=True)
         if console:
             console.close()
-            console.line("stopping: worker, collectors, fake venues")
+            node_part = ", node source" if source else ""
+            console.line(f"stopping: worker, collectors{node_part}, fake venues")
         await _stop_worker(worker)
         if pump:  # the worker's last lines, up to the end of its output
             await asyncio.wait({pump}, timeout=PUMP_DRAIN_TIMEOUT_S)
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
         service.stop.set()
-        await asyncio.gather(collectors, return_exceptions=True)
+        if source:
+            source.stop.set()
+        if writer:
+            writer.cancel()
+        await asyncio.gather(*parts, return_exceptions=True)
         for fake in fakes:
             await fake.stop()
         await rest.stop()
+        if node_dir:
+            node_dir.cleanup()
     if not stop.is_set():
-        if collectors.done() and collectors.exception() is not None:
-            raise LiqstreamError(f"the collectors failed: {collectors.exception()!r}")
+        for part in sorted(parts & ended, key=lambda task: task.get_name()):
+            error = None if part.cancelled() else part.exception()
+            if error is not None:
+                raise LiqstreamError(f"the {part.get_name()} failed: {error!r}")
+            raise LiqstreamError(f"the {part.get_name()} stopped by itself")
         where = f"in {log_file}" if log_file else "above"
         raise LiqstreamError(
             f"the worker exited with code {worker.returncode}; see its log {where}"

@@ -9,6 +9,10 @@ The story, over `CASCADE_MS`: prices slide about 7 % (altcoins more) for a minut
 liquidations of longs accelerate, with a handful of very large orders (`WHALES`); then prices
 bounce and some shorts are squeezed. After that, `background` repeats every `BACKGROUND_MS`:
 a few small two-sided liquidations per minute and venue.
+
+A feed read from a node's files rather than a websocket (`NODE_FEED_WEIGHTS`: outside the
+collector registry) gets orders of its own with the same story, at its share of the market
+(`node_cascade`, `node_background`), so the websocket venues' session stays as it is.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ from __future__ import annotations
 import functools
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from stream.collectors.instruments import bundled_snapshot
 from stream.collectors.venue import Instrument
+from stream.node_sources import hyperliquid
 
 SEED = 20251010
 CASCADE_MS = 90_000
@@ -50,6 +55,12 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "poloniex": 2,
     "zoomex-linear": 3,
     "zoomex-inverse": 2,
+}
+# Feeds of `liqstream collect-node` (a node's fills files): the largest perp DEX by open
+# interest, with the coins as its fills name them (kPEPE: thousands of PEPE).
+NODE_FEED_WEIGHTS: Mapping[str, float] = {"hyperliquid-node": 8}
+_NODE_COINS: Mapping[str, tuple[str, ...]] = {
+    "hyperliquid-node": ("BTC", "ETH", "SOL", "DOGE", "kPEPE", "XRP"),
 }
 
 
@@ -130,23 +141,56 @@ def price_usd(coin: str, offset_ms: float) -> float:
 def cascade(seed: int = SEED) -> tuple[DemoOrder, ...]:
     """The cascade's orders in time order, offsets in [0, CASCADE_MS)."""
     rng = random.Random(seed)
-    peak = max(cascade_rate_per_s(ms) for ms in range(0, CASCADE_MS, 100))
-    orders = []
-    offset_s = 0.0
-    while True:  # a Poisson process of varying rate, by thinning
-        offset_s += rng.expovariate(peak)
-        offset_ms = int(offset_s * 1000)
-        if offset_ms >= CASCADE_MS:
-            break
-        if rng.random() * peak > cascade_rate_per_s(offset_ms):
-            continue
-        side = "long" if rng.random() < long_probability(offset_ms) else "short"
-        orders.append(_order(rng, offset_ms, side, 14_000.0, sigma=1.5, noise=0.002))
+    orders = [
+        _order(rng, offset_ms, side, 14_000.0, sigma=1.5, noise=0.002)
+        for offset_ms, side in _cascade_times(rng, share=1.0)
+    ]
     for offset_ms, feed, symbol, side, notional_usd in WHALES:
-        instrument = _instruments(feed)[symbol]
+        instrument = instruments(feed)[symbol]
         whale = DemoOrder(offset_ms, feed, symbol, side, price_usd(instrument.coin, offset_ms), 0.0)
         orders.append(_sized(instrument, whale, notional_usd))
     return tuple(sorted(orders, key=lambda order: order.offset_ms))
+
+
+def _cascade_times(rng: random.Random, share: float) -> Iterator[tuple[int, str]]:
+    """(offset_ms, side) of the cascade's orders at `share` of the market's rate: a Poisson
+    process of varying rate, by thinning (lazily: the caller draws from `rng` in between)."""
+    peak = max(cascade_rate_per_s(ms) for ms in range(0, CASCADE_MS, 100)) * share
+    offset_s = 0.0
+    while True:
+        offset_s += rng.expovariate(peak)
+        offset_ms = int(offset_s * 1000)
+        if offset_ms >= CASCADE_MS:
+            return
+        if rng.random() * peak > cascade_rate_per_s(offset_ms) * share:
+            continue
+        yield offset_ms, "long" if rng.random() < long_probability(offset_ms) else "short"
+
+
+@functools.cache
+def node_cascade(feed: str, seed: int = SEED) -> tuple[DemoOrder, ...]:
+    """The cascade of a node feed, at its weight's share of the whole market's rate."""
+    rng = random.Random(f"{seed}:{feed}")
+    return tuple(
+        _order(rng, offset_ms, side, 14_000.0, sigma=1.5, noise=0.002, feed=feed)
+        for offset_ms, side in _cascade_times(rng, share=_node_share(feed))
+    )
+
+
+@functools.cache
+def node_background(feed: str, seed: int = SEED) -> tuple[DemoOrder, ...]:
+    """One quiet period of a node feed, as many orders as a registry feed of its weight."""
+    rng = random.Random(f"{seed}:{feed}:background")
+    orders = [
+        _order(rng, rng.randrange(BACKGROUND_MS), side, 2_500.0, sigma=1.4, noise=0.003, feed=feed)
+        for side in rng.choices(("long", "short"), k=max(2, round(180 * _node_share(feed))))
+    ]
+    return tuple(sorted(orders, key=lambda order: order.offset_ms))
+
+
+def _node_share(feed: str) -> float:
+    weight = NODE_FEED_WEIGHTS[feed]
+    return weight / (sum(FEED_WEIGHTS.values()) + weight)
 
 
 @functools.cache
@@ -166,19 +210,24 @@ def background(seed: int = SEED) -> tuple[DemoOrder, ...]:
 
 def session(seed: int = SEED) -> Iterator[DemoOrder]:
     """Endless: the cascade, then the background period again and again, offsets growing."""
-    yield from cascade(seed)
+    return _looped(cascade(seed), background(seed))
+
+
+def _looped(first: Iterable[DemoOrder], calm: tuple[DemoOrder, ...]) -> Iterator[DemoOrder]:
+    yield from first
     start_ms = CASCADE_MS
     while True:
-        for order in background(seed):
+        for order in calm:
             yield replace(order, offset_ms=start_ms + order.offset_ms)
         start_ms += BACKGROUND_MS
 
 
 def feed_session(feed: str, seed: int = SEED) -> Iterator[DemoOrder]:
     """The orders of one feed, endless like `session` (empty for a feed not in the demo)."""
-    if feed not in FEED_WEIGHTS:
-        return
-    yield from (order for order in session(seed) if order.feed == feed)
+    if feed in NODE_FEED_WEIGHTS:
+        yield from _looped(node_cascade(feed, seed), node_background(feed, seed))
+    elif feed in FEED_WEIGHTS:
+        yield from (order for order in session(seed) if order.feed == feed)
 
 
 def _order(
@@ -196,7 +245,7 @@ def _order(
     if feed is None:
         feeds = [name for name in FEED_WEIGHTS if _has_coin(name, coin)]
         feed = rng.choices(feeds, [FEED_WEIGHTS[name] for name in feeds])[0]
-    listed = [i for i in _instruments(feed).values() if i.coin == coin]
+    listed = [i for i in instruments(feed).values() if i.coin == coin]
     # The first listed instrument of a coin is its main perpetual: it takes most of the flow.
     instrument = rng.choices(listed, [3] + [1] * (len(listed) - 1))[0]
     notional_usd = min(
@@ -220,12 +269,17 @@ def _sized(instrument: Instrument, order: DemoOrder, notional_usd: float) -> Dem
 
 
 @functools.cache
-def _instruments(feed: str) -> dict[str, Instrument]:
+def instruments(feed: str) -> dict[str, Instrument]:
+    """The instruments the demo trades on `feed`, by symbol: its bundled snapshot, or for a
+    node feed its coins' contract rules as the node's fills give them."""
+    if feed in _NODE_COINS:
+        found = (hyperliquid.instrument(coin) for coin in _NODE_COINS[feed])
+        return {i.symbol: i for i in found if i is not None}
     return bundled_snapshot(feed)
 
 
 def _has_coin(feed: str, coin: str) -> bool:
-    return any(i.coin == coin for i in _instruments(feed).values())
+    return any(i.coin == coin for i in instruments(feed).values())
 
 
 def _smoothstep(x: float) -> float:
