@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import add_reject, item_text, load_frame, reject, text_field
+from stream.collectors.parsing import add_reject, amounts, item_text, load_frame, reject, text_field
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -94,6 +94,7 @@ def _event(
     instrument = instruments.get(symbol) or instrument_from_symbol(symbol)
     if instrument is None:
         raise Rejected("quote_not_usd", f"symbol={symbol!r}")
+    value = amounts(instrument, quantity, price, in_contracts=False)
     return make_event(
         exchange=EXCHANGE,
         symbol=symbol,
@@ -101,9 +102,9 @@ def _event(
         quote=instrument.quote,
         contract_type="linear",
         side="long" if _number(row[5]) > 0 else "short",
-        price=price / instrument.units,
-        quantity=quantity * instrument.units,
-        notional_usd=quantity * price,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=row[2],
         received_ts=received_ts,
         id=str(row[1]),

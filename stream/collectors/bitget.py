@@ -24,14 +24,13 @@ No id is given: events get the deterministic hash id.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import choose, load_object, parse_items, reject
+from stream.collectors.parsing import amounts, choose, load_object, parse_items, reject
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
@@ -82,7 +81,7 @@ def _event(
     instrument = instruments.get(symbol) or instrument_from_symbol(symbol, inst_type)
     wire_price = _number(item["price"])
     amount_quote = _number(item["amount"])  # quote currency (USDT, USDC or USD), not coins
-    lots = amount_quote / wire_price if wire_price > 0 else math.nan
+    value = amounts(instrument, None, wire_price, notional_usd=amount_quote)
     return make_event(
         exchange=EXCHANGE,
         symbol=symbol,
@@ -90,9 +89,9 @@ def _event(
         quote=instrument.quote,
         contract_type=instrument.contract_type,
         side=_POSITION_SIDE.get(str(item.get("side")), ""),
-        price=wire_price / instrument.units,
-        quantity=lots * instrument.units,
-        notional_usd=amount_quote,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=_ts(item.get("ts")),
         received_ts=received_ts,
     )

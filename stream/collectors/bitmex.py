@@ -36,6 +36,7 @@ from typing import Any
 from stream.collectors.parsing import (
     add_reject,
     add_sized_event,
+    amounts,
     item_text,
     load_object,
     lookup,
@@ -175,7 +176,7 @@ def _add_quanto_event(
     if xbt_usd is None:
         reject(parsed, "xbt_usd_rate_unknown", row)
         return
-    notional_usd = contracts * instrument.contract_size * price_usd * xbt_usd
+    value = amounts(instrument, contracts, price_usd, settle_usd=xbt_usd)
     try:
         event = make_event(
             id=row.get("orderID"),
@@ -185,9 +186,9 @@ def _add_quanto_event(
             quote="USD",
             contract_type="linear",
             side=side,
-            price=price_usd,
-            quantity=notional_usd / price_usd if price_usd > 0 else math.nan,
-            notional_usd=notional_usd,
+            price=value.price,
+            quantity=value.quantity,
+            notional_usd=value.notional_usd,
             ts=received_ts,
             received_ts=received_ts,
         )

@@ -38,6 +38,7 @@ import orjson
 from stream.collectors.parsing import (
     add_reject,
     add_sized_event,
+    amounts,
     item_text,
     load_object,
     number,
@@ -177,6 +178,7 @@ def _add_option_event(
     """`option` = (instrument, side, coins of the underlying, premium in USD per coin);
     USD = coins x premium (module docstring)."""
     instrument, side, coins, premium_usd = option
+    value = amounts(instrument, coins, premium_usd, premium=True)
     try:
         event = make_event(
             id=event_id,
@@ -186,9 +188,9 @@ def _add_option_event(
             quote=instrument.quote,
             contract_type=instrument.contract_type,
             side=side,
-            price=premium_usd / instrument.units,
-            quantity=coins * instrument.units,
-            notional_usd=coins * premium_usd,
+            price=value.price,
+            quantity=value.quantity,
+            notional_usd=value.notional_usd,
             ts=ts,
             received_ts=received_ts,
         )

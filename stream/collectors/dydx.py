@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
+    amounts,
     load_object,
     parse_items,
     reject,
@@ -121,7 +122,7 @@ def _number(value: Any) -> float:
 
 def _event(trade: dict[str, Any], instrument: Instrument, received_ts: int) -> LiquidationEvent:
     wire_price = _number(trade["price"])
-    size = _number(trade["size"])
+    value = amounts(instrument, _number(trade["size"]), wire_price, in_contracts=False)
     return make_event(
         exchange=EXCHANGE,
         symbol=instrument.symbol,
@@ -129,9 +130,9 @@ def _event(trade: dict[str, Any], instrument: Instrument, received_ts: int) -> L
         quote=instrument.quote,
         contract_type="linear",
         side=_POSITION_SIDE.get(str(trade.get("side")), ""),
-        price=wire_price / instrument.units,
-        quantity=size * instrument.units,
-        notional_usd=size * wire_price,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=created_at_ms(trade.get("createdAt")),
         received_ts=received_ts,
         id=trade.get("id"),

@@ -31,7 +31,6 @@ subscribed once that coin's topic is acknowledged.
 from __future__ import annotations
 
 import gzip
-import math
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -40,6 +39,8 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
+    Amounts,
+    amounts,
     load_object,
     lookup,
     parse_items,
@@ -161,11 +162,6 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    """NaN instead of a ZeroDivisionError, so make_event names the bad field."""
-    return numerator / denominator if denominator > 0 else math.nan
-
-
 def _instrument_from_code(code: str, contract_type: str) -> Instrument:
     """`BTC-USDT` (or a dated `BTC-USDT-210625`) -> its coin and quote."""
     base, quote = code.split("-")[:2]
@@ -179,10 +175,15 @@ def _linear_event(
     """USDT-margined: `amount` is coins and `trade_turnover` USDT, so no metadata is needed."""
     code = item["contract_code"]
     instrument = instruments.get(code) or _instrument_from_code(code, "linear")
-    price = _number(item["price"]) / instrument.units
-    quantity = _number(item["amount"]) * instrument.units
-    notional = item["trade_turnover"] if "trade_turnover" in item else price * quantity
-    return _event(item, instrument, price, quantity, notional, received_ts)
+    coins = _number(item["amount"])  # in lots of `units` coins
+    value = amounts(
+        instrument,
+        coins,
+        _number(item["price"]),
+        in_contracts=False,
+        notional_usd=item.get("trade_turnover"),
+    )
+    return _event(item, instrument, value, received_ts)
 
 
 def _coin_instrument(code: str, instruments: Instruments) -> Instrument | None:
@@ -208,17 +209,14 @@ def _coin_event(
     if instrument is None:
         lookup(instruments, item["contract_code"], parsed, item)  # unknown_symbol: refresh
         return None
-    price = _number(item["price"])
-    notional = _number(item["volume"]) * instrument.contract_size
-    return _event(item, instrument, price, _ratio(notional, price), notional, received_ts)
+    value = amounts(instrument, _number(item["volume"]), _number(item["price"]))
+    return _event(item, instrument, value, received_ts)
 
 
 def _event(
     item: dict[str, Any],
     instrument: Instrument,
-    price: float,
-    quantity: float,
-    notional: Any,
+    value: Amounts,
     received_ts: int,
 ) -> LiquidationEvent:
     return make_event(
@@ -228,9 +226,9 @@ def _event(
         quote=instrument.quote,
         contract_type=instrument.contract_type,
         side=_POSITION_SIDE.get(str(item.get("direction")).lower(), ""),
-        price=price,
-        quantity=quantity,
-        notional_usd=notional,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=item.get("created_at"),
         received_ts=received_ts,
     )

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
+    amounts,
     load_object,
     lookup,
     parse_items,
@@ -133,15 +134,7 @@ def _event(
     instrument = _instrument(trade["product_id"], instruments, parsed, trade)
     if instrument is None:
         return None
-    wire_price = _number(trade["price"])
-    contracts = _number(trade["qty"])
-    price = wire_price / instrument.units
-    if instrument.contract_type == "inverse":
-        notional = contracts * instrument.contract_size
-        quantity = notional / price if price > 0 else float("nan")
-    else:
-        quantity = contracts * instrument.contract_size * instrument.units
-        notional = contracts * instrument.contract_size * wire_price
+    value = amounts(instrument, _number(trade["qty"]), _number(trade["price"]))
     return make_event(
         exchange=EXCHANGE,
         symbol=instrument.symbol,
@@ -149,9 +142,9 @@ def _event(
         quote=instrument.quote,
         contract_type=instrument.contract_type,
         side=_POSITION_SIDE.get(str(trade.get("side")), ""),
-        price=price,
-        quantity=quantity,
-        notional_usd=notional,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=trade.get("time"),
         received_ts=received_ts,
         id=trade.get("uid"),

@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
+    amounts,
     load_object,
     number,
     parse_items,
@@ -160,9 +161,11 @@ def _event(
                 "side_inconsistent", f"is_maker_ask={maker_ask} but position before={before}"
             )
     size, price = number(trade["size"]), number(trade["price"])
+    usd = number(trade["usd_amount"])  # the venue's own size x price
     trade_id = trade.get("trade_id_str", trade.get("trade_id"))
     if isinstance(trade_id, bool) or not isinstance(trade_id, int | str):
         raise Rejected("unexpected_shape", f"trade_id={trade_id!r}")
+    value = amounts(instrument, size, price, in_contracts=False, notional_usd=usd)
     return make_event(
         id=f"{EXCHANGE}:{trade_id}",
         exchange=EXCHANGE,
@@ -171,9 +174,9 @@ def _event(
         quote=instrument.quote,
         contract_type="linear",
         side=side,
-        price=price / instrument.units,
-        quantity=size * instrument.units,
-        notional_usd=number(trade["usd_amount"]),
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
         ts=trade.get("timestamp"),
         received_ts=received_ts,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -222,6 +222,91 @@ def lookup(instruments: Instruments, symbol: Any, parsed: Parsed, item: Any) -> 
     return instrument
 
 
+class Amounts(NamedTuple):
+    """What a liquidation is worth: USD per coin, coins, and USD."""
+
+    price: float
+    quantity: float
+    notional_usd: Any  # a venue's own figure is passed on as sent; the schema validates it
+
+
+def amounts(
+    instrument: Instrument,
+    size: float | None,
+    quoted_price: float,
+    *,
+    in_contracts: bool = True,
+    settle_usd: float | None = None,
+    premium: bool = False,
+    notional_usd: Any = None,
+) -> Amounts:
+    """`size` venue units at `quoted_price`, in coins and USD: the one place contract rules
+    turn into coins and USD, every venue's case a parameter.
+
+    - linear: `size` contracts of `contract_size` lots (`in_contracts=False`: `size` lots), a
+      lot `units` coins (1000 for `1000PEPE`), the price quoted per lot. USD = coins x price.
+    - inverse: `size` contracts of `contract_size` USD each, the price per coin.
+    - quanto (`settle_usd`, BitMEX): `contract_size` units of the settlement currency per
+      contract per USD of price, one unit worth `settle_usd`: USD = size x contract_size x
+      price x settle_usd.
+    - option premium (`premium`, Deribit): `size` lots of the underlying bought at a premium
+      of `quoted_price` USD per lot: USD = size x premium, the money that changed hands.
+    - `notional_usd`: the venue's own USD figure (turnover), used as is; with `size` None the
+      quantity follows from it (USD / price lots).
+    A non-positive price gives a NaN quantity where one is divided by it, so the schema names
+    the bad field instead of a ZeroDivisionError.
+    """
+    count = math.nan if size is None else size
+    if premium:
+        quantity = count * instrument.units
+        return Amounts(quoted_price / instrument.units, quantity, count * quoted_price)
+    if settle_usd is not None:
+        usd = count * instrument.contract_size * quoted_price * settle_usd
+        return Amounts(quoted_price, _per_price(usd, quoted_price), usd)
+    if instrument.contract_type == "inverse":
+        usd = count * instrument.contract_size if notional_usd is None else notional_usd
+        return Amounts(quoted_price, _per_price(usd, quoted_price), usd)
+    price = quoted_price / instrument.units
+    if size is None:
+        lots = _per_price(notional_usd, quoted_price)
+    else:
+        lots = size * instrument.contract_size if in_contracts else size
+    quantity = lots * instrument.units
+    return Amounts(price, quantity, quantity * price if notional_usd is None else notional_usd)
+
+
+def _per_price(usd: Any, price: float) -> float:
+    return usd / price if price > 0 else math.nan
+
+
+def sized_event(
+    *,
+    exchange: str,
+    instrument: Instrument,
+    side: str,
+    value: Amounts,
+    ts: Any,
+    received_ts: int,
+    event_id: str | None = None,
+) -> LiquidationEvent:
+    """The event of `instrument` worth `value` (see `amounts`); raises `Rejected` naming the
+    field that is wrong."""
+    return make_event(
+        id=event_id,
+        exchange=exchange,
+        symbol=instrument.symbol,
+        coin=instrument.coin,
+        quote=instrument.quote,
+        contract_type=instrument.contract_type,
+        side=side,
+        price=value.price,
+        quantity=value.quantity,
+        notional_usd=value.notional_usd,
+        ts=ts,
+        received_ts=received_ts,
+    )
+
+
 def add_sized_event(
     parsed: Parsed,
     item: Any,
@@ -235,35 +320,18 @@ def add_sized_event(
     received_ts: int,
     event_id: str | None = None,
 ) -> None:
-    """Append the event for `size` venue units at `quoted_price`, or a reject naming why.
-
-    The one place contract rules turn into coins and USD. Inverse: `size` contracts of
-    `contract_size` USD each. Linear: `size` contracts of `contract_size` quoted lots, each
-    lot `units` coins (1000 for `1000PEPE`), with the price quoted per lot.
-    """
-    if instrument.contract_type == "inverse":
-        notional = size * instrument.contract_size
-        price = quoted_price
-        quantity = notional / price if price > 0 else math.nan
-    else:
-        quantity = size * instrument.contract_size * instrument.units
-        price = quoted_price / instrument.units
-        notional = quantity * price
+    """Append the event for `size` contracts at `quoted_price` (see `amounts`), or a reject
+    naming why."""
     try:
         parsed.events.append(
-            make_event(
-                id=event_id,
+            sized_event(
                 exchange=exchange,
-                symbol=instrument.symbol,
-                coin=instrument.coin,
-                quote=instrument.quote,
-                contract_type=instrument.contract_type,
+                instrument=instrument,
                 side=side,
-                price=price,
-                quantity=quantity,
-                notional_usd=notional,
+                value=amounts(instrument, size, quoted_price),
                 ts=ts,
                 received_ts=received_ts,
+                event_id=event_id,
             )
         )
     except Rejected as rejected:
