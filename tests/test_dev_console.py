@@ -90,7 +90,7 @@ def test_dev_first_screen_on_a_terminal(tmp_path: Path) -> None:
     assert "feeds connected" in first_screen[-1], shown  # the live line, last, in place
     assert len(first_screen) <= SCREEN_ROWS, shown
     assert "ERROR" not in shown, shown
-    for part in ("broker", "topics", "fake venues", "collectors", "worker"):
+    for part in ("broker", "topics", "fake venues", "collectors", "node source", "worker"):
         assert any(line.strip().startswith(part) for line in first_screen), (part, shown)
     assert (tmp_path / "dev" / "worker.log").stat().st_size > 0  # the chatter went there
     assert process.returncode == 0, shown
