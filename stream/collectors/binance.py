@@ -31,9 +31,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stream.collectors.parsing import add_sized_event, choose, load_frame, lookup, number, reject
+from stream.collectors.parsing import (
+    amounts,
+    choose,
+    load_frame,
+    lookup,
+    number,
+    parse_items,
+    sized_event,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
-from stream.schema import event_id
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent, event_id
 from stream.symbols import canonical_coin
 
 _LINEAR_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "USD")
@@ -97,9 +106,9 @@ def parse_force_orders(
     if isinstance(frame, dict) and ("result" in frame or "id" in frame) and "e" not in frame:
         return parsed  # subscription answer
     items = frame if isinstance(frame, list) else [frame]
-    for item in items:
-        _parse_item(venue, item, instruments, received_ts, parsed)
-    return parsed
+    return parse_items(
+        parsed, items, lambda item: _order_event(venue, item, instruments, received_ts, parsed)
+    )
 
 
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
@@ -107,40 +116,34 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     return parse_force_orders(BINANCE, text, instruments, received_ts)
 
 
-def _parse_item(
+def _order_event(
     venue: ForceOrderVenue, item: Any, instruments: Instruments, received_ts: int, parsed: Parsed
-) -> None:
+) -> LiquidationEvent | None:
     if (
         not isinstance(item, dict)
         or item.get("e") != "forceOrder"
         or not isinstance(item.get("o"), dict)
     ):
-        reject(parsed, "unexpected_shape", item)
-        return
+        raise Rejected("unexpected_shape", "not a forceOrder event")
     order = item["o"]
     symbol = order.get("s")
     side = choose({"SELL": "long", "BUY": "short"}, order.get("S"))
     if not isinstance(symbol, str) or side is None:
-        reject(parsed, "unexpected_shape", item)
-        return
+        raise Rejected("unexpected_shape", "no symbol or side")
     try:
         filled = number(order.get("z") or order.get("q") or "nan")
         price = number(order.get("ap") or 0) or number(order.get("p") or "nan")
     except (TypeError, ValueError):
-        reject(parsed, "invalid_number", item)
-        return
+        raise Rejected("invalid_number", "z/q or ap/p") from None
     instrument = venue.instrument_for(symbol, instruments)
     if instrument is None:
         lookup(instruments, symbol, parsed, item)
-        return
-    add_sized_event(
-        parsed,
-        item,
+        return None
+    return sized_event(
         exchange=venue.exchange,
         instrument=instrument,
         side=side,
-        size=filled,
-        quoted_price=price,
+        value=amounts(instrument, filled, price),
         ts=order.get("T", received_ts),
         received_ts=received_ts,
         # The same on dstream and fstream, whatever each stream's instrument list holds.

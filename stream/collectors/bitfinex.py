@@ -113,11 +113,11 @@ def _event(
 
 def _weighted_price(matches: list[list[Any]]) -> tuple[float, float]:
     """(summed amount, volume-weighted price) of execution rows."""
-    amounts = [abs(_number(row[5])) for row in matches]
-    total = sum(amounts)
+    sizes = [abs(_number(row[5])) for row in matches]
+    total = sum(sizes)
     if total <= 0:
         return total, _number(matches[0][11])
-    return total, sum(a * _number(row[11]) for a, row in zip(amounts, matches, strict=True)) / total
+    return total, sum(a * _number(row[11]) for a, row in zip(sizes, matches, strict=True)) / total
 
 
 @dataclass

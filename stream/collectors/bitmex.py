@@ -31,21 +31,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from stream.collectors.parsing import (
-    add_reject,
-    add_sized_event,
     amounts,
-    item_text,
     load_object,
     lookup,
     number,
+    parse_items,
     reject,
+    sized_event,
 )
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
-from stream.schema import make_event
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 RATE_SYMBOL = ".BXBT"  # BitMEX's XBT/USD index
@@ -83,8 +83,9 @@ def read(
     if not isinstance(data, list):
         reject(parsed, "unexpected_shape", frame)
         return parsed, xbt_usd
-    for row in data:
-        _parse_row(row, instruments, received_ts, xbt_usd, parsed)
+    parse_items(
+        parsed, data, lambda row: _row_event(row, instruments, received_ts, xbt_usd, parsed)
+    )
     return parsed, xbt_usd
 
 
@@ -126,76 +127,39 @@ class XbtUsdRate:
         return parsed
 
 
-def _parse_row(
+def _row_event(
     row: Any, instruments: Instruments, received_ts: int, xbt_usd: float | None, parsed: Parsed
-) -> None:
+) -> LiquidationEvent | None:
     side = (
         {"Sell": "long", "Buy": "short"}.get(str(row.get("side")))
         if isinstance(row, dict)
         else None
     )
     if side is None or not isinstance(row.get("symbol"), str):
-        reject(parsed, "unexpected_shape", row)
-        return
+        raise Rejected("unexpected_shape", "no side or symbol")
     instrument = lookup(instruments, row["symbol"], parsed, row)
     if instrument is None:
-        return
+        return None
     try:
         contracts, price = number(row["leavesQty"]), number(row["price"])
     except (KeyError, TypeError, ValueError):
-        reject(parsed, "invalid_number", row)
-        return
-    if instrument.quote == "XBT":
-        _add_quanto_event(parsed, row, instrument, side, contracts, price, xbt_usd, received_ts)
-        return
-    add_sized_event(
-        parsed,
-        row,
+        raise Rejected("invalid_number", "leavesQty or price") from None
+    if instrument.quote != "XBT":
+        value = amounts(instrument, contracts, price)
+    elif xbt_usd is None:
+        raise Rejected("xbt_usd_rate_unknown", "no .BXBT rate yet")
+    else:  # quanto: USD = contracts x XBT per contract per USD of price x price x XBTUSD
+        value = amounts(instrument, contracts, price, settle_usd=xbt_usd)
+        instrument = replace(instrument, quote="USD")
+    return sized_event(
         exchange="bitmex",
         instrument=instrument,
         side=side,
-        size=contracts,
-        quoted_price=price,
+        value=value,
         ts=received_ts,
         received_ts=received_ts,
         event_id=row.get("orderID"),
     )
-
-
-def _add_quanto_event(
-    parsed: Parsed,
-    row: dict[str, Any],
-    instrument: Instrument,
-    side: str,
-    contracts: float,
-    price_usd: float,
-    xbt_usd: float | None,
-    received_ts: int,
-) -> None:
-    """USD = contracts x XBT per contract per USD of price x price x XBTUSD."""
-    if xbt_usd is None:
-        reject(parsed, "xbt_usd_rate_unknown", row)
-        return
-    value = amounts(instrument, contracts, price_usd, settle_usd=xbt_usd)
-    try:
-        event = make_event(
-            id=row.get("orderID"),
-            exchange="bitmex",
-            symbol=instrument.symbol,
-            coin=instrument.coin,
-            quote="USD",
-            contract_type="linear",
-            side=side,
-            price=value.price,
-            quantity=value.quantity,
-            notional_usd=value.notional_usd,
-            ts=received_ts,
-            received_ts=received_ts,
-        )
-    except Rejected as rejected:
-        add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(row)}"))
-    else:
-        parsed.events.append(event)
 
 
 def instruments_from_rest(payload: Any) -> dict[str, Instrument]:

@@ -30,14 +30,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 
 from stream.collectors.parsing import (
-    add_sized_event,
+    amounts,
     choose,
     load_object,
     number,
+    parse_items,
     reject,
     reply_object,
+    sized_event,
 )
 from stream.collectors.venue import (
+    UNKNOWN_SYMBOL,
     Feed,
     Instrument,
     Instruments,
@@ -47,6 +50,8 @@ from stream.collectors.venue import (
     SubscribeReply,
     SubscriptionLimits,
 )
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 EXCHANGE = "bybit"
@@ -153,42 +158,35 @@ def parse(
     ):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for item in frame["data"]:
-        _parse_item(item, instruments, received_ts, exchange, inverse, parsed)
-    return parsed
+    return parse_items(
+        parsed,
+        frame["data"],
+        lambda item: _liquidation(item, instruments, received_ts, exchange, inverse),
+    )
 
 
-def _parse_item(
-    item: Any,
-    instruments: Instruments,
-    received_ts: int,
-    exchange: str,
-    inverse: bool,
-    parsed: Parsed,
-) -> None:
+def _liquidation(
+    item: Any, instruments: Instruments, received_ts: int, exchange: str, inverse: bool
+) -> LiquidationEvent:
     if not isinstance(item, dict):
-        reject(parsed, "unexpected_shape", item)
-        return
+        raise Rejected("unexpected_shape", "not an object")
     symbol = item.get("s")
     side = choose({"Buy": "long", "Sell": "short"}, item.get("S"))  # position side
     instrument = _instrument(symbol, instruments, inverse) if isinstance(symbol, str) else None
-    if side is None or instrument is None:
-        reject(parsed, "unexpected_shape" if side is None else "unknown_symbol", item)
-        return
+    if side is None:
+        raise Rejected("unexpected_shape", "S is neither Buy nor Sell")
+    if instrument is None:
+        raise Rejected(UNKNOWN_SYMBOL, "no rules for s")
     try:
         size = number(item["v"])
         price = number(item["p"])
     except (KeyError, TypeError, ValueError):
-        reject(parsed, "invalid_number", item)
-        return
-    add_sized_event(
-        parsed,
-        item,
+        raise Rejected("invalid_number", "v or p") from None
+    return sized_event(
         exchange=exchange,
         instrument=instrument,
         side=side,
-        size=size,
-        quoted_price=price,
+        value=amounts(instrument, size, price),
         ts=item.get("T", received_ts),
         received_ts=received_ts,
     )

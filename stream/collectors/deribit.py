@@ -36,17 +36,16 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
-    add_reject,
-    add_sized_event,
     amounts,
-    item_text,
     load_object,
     number,
+    parse_items,
     reject,
+    sized_event,
 )
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
-from stream.schema import make_event
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 CURRENCIES = ("BTC", "ETH", "USDC", "USDT", "EURR")  # Deribit's documented currencies
@@ -105,12 +104,7 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if not isinstance(data, list):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for trade in data:
-        if not isinstance(trade, dict):
-            reject(parsed, "unexpected_shape", trade)
-        elif "liquidation" in trade:  # absent on ordinary trades
-            _parse_trade(trade, received_ts, parsed)
-    return parsed
+    return parse_items(parsed, data, lambda trade: _trade_events(trade, received_ts))
 
 
 def is_option(name: str) -> bool:
@@ -119,7 +113,12 @@ def is_option(name: str) -> bool:
     return len(parts) == 4 and parts[3] in ("C", "P")
 
 
-def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> None:
+def _trade_events(trade: Any, received_ts: int) -> list[LiquidationEvent] | None:
+    """The liquidations of one trade: its taker's (T), its maker's (M), or both (MT)."""
+    if not isinstance(trade, dict):
+        raise Rejected("unexpected_shape", "not an object")
+    if "liquidation" not in trade:
+        return None  # absent on ordinary trades
     flag, direction, name = (
         trade.get("liquidation"),
         trade.get("direction"),
@@ -130,74 +129,32 @@ def _parse_trade(trade: dict[str, Any], received_ts: int, parsed: Parsed) -> Non
         or direction not in ("buy", "sell")
         or not isinstance(name, str)
     ):
-        reject(parsed, "unexpected_shape", trade)
-        return
+        raise Rejected("unexpected_shape", "liquidation, direction or instrument_name")
     taker_died = "long" if direction == "sell" else "short"
     maker_died = "short" if direction == "sell" else "long"
     instrument = instrument_of(name)
     if instrument.quote not in _USD_QUOTES:
-        reject(parsed, "quote_not_usd", trade)
-        return
+        raise Rejected("quote_not_usd", f"quote {instrument.quote}")
     try:
         amount, price = number(trade["amount"]), number(trade["price"])
         if is_option(name) and instrument.contract_type == "inverse":
             price *= number(trade["index_price"])  # premium in BTC/ETH -> USD per coin
     except (KeyError, TypeError, ValueError):
-        reject(parsed, "invalid_number", trade)
-        return
-    for party in flag:
-        side = taker_died if party == "T" else maker_died
-        ts = trade.get("timestamp", received_ts)
-        event_id = f"{trade.get('trade_id')}:{party}"
-        if is_option(name):
-            option = (instrument, side, amount, price)
-            _add_option_event(parsed, trade, option, ts, received_ts, event_id)
-            continue
-        add_sized_event(
-            parsed,
-            trade,
+        raise Rejected("invalid_number", "amount, price or index_price") from None
+    # An option is worth the premium that changed hands (module docstring).
+    value = amounts(instrument, amount, price, premium=is_option(name))
+    return [
+        sized_event(
             exchange="deribit",
             instrument=instrument,
-            side=side,
-            size=amount,
-            quoted_price=price,
-            ts=ts,
+            side=taker_died if party == "T" else maker_died,
+            value=value,
+            ts=trade.get("timestamp", received_ts),
             received_ts=received_ts,
-            event_id=event_id,
+            event_id=f"{trade.get('trade_id')}:{party}",
         )
-
-
-def _add_option_event(
-    parsed: Parsed,
-    trade: dict[str, Any],
-    option: tuple[Instrument, str, float, float],
-    ts: Any,
-    received_ts: int,
-    event_id: str,
-) -> None:
-    """`option` = (instrument, side, coins of the underlying, premium in USD per coin);
-    USD = coins x premium (module docstring)."""
-    instrument, side, coins, premium_usd = option
-    value = amounts(instrument, coins, premium_usd, premium=True)
-    try:
-        event = make_event(
-            id=event_id,
-            exchange="deribit",
-            symbol=instrument.symbol,
-            coin=instrument.coin,
-            quote=instrument.quote,
-            contract_type=instrument.contract_type,
-            side=side,
-            price=value.price,
-            quantity=value.quantity,
-            notional_usd=value.notional_usd,
-            ts=ts,
-            received_ts=received_ts,
-        )
-    except Rejected as rejected:
-        add_reject(parsed, Rejected(rejected.reason, f"{rejected.detail}: {item_text(trade)}"))
-    else:
-        parsed.events.append(event)
+        for party in flag
+    ]
 
 
 FEEDS = (

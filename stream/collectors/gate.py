@@ -36,11 +36,12 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
-    add_sized_event,
+    amounts,
     load_object,
     lookup,
     parse_items,
     reject,
+    sized_event,
 )
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.schema import LiquidationEvent
@@ -93,19 +94,15 @@ def _event(
     instrument = lookup(instruments, item["contract"], parsed, item)
     if instrument is None:
         return None
-    size = _number(item["size"])
-    add_sized_event(
-        parsed,
-        item,
+    size = _number(item["size"])  # negative: a long was liquidated
+    return sized_event(
         exchange=EXCHANGE,
         instrument=instrument,
         side="long" if size < 0 else "short",
-        size=abs(size),
-        quoted_price=_number(item["price"]),
+        value=amounts(instrument, abs(size), _number(item["price"])),
         ts=_ts_ms(item, frame, received_ts),
         received_ts=received_ts,
     )
-    return None  # add_sized_event appended the event or its reject
 
 
 def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:

@@ -17,14 +17,25 @@ Documented frame:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from stream.collectors.parsing import add_sized_event, load_frame, lookup, number, reject
+from stream.collectors.parsing import (
+    amounts,
+    load_frame,
+    lookup,
+    number,
+    parse_items,
+    reject,
+    sized_event,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 CHANNEL = "liquidation-orders"
@@ -57,8 +68,10 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
         instrument = lookup(instruments, entry.get("instId"), parsed, entry)
         if instrument is None:
             continue
-        for detail in entry["details"]:
-            _parse_detail(detail, instrument, received_ts, parsed)
+        liquidation = functools.partial(
+            _detail_event, instrument=instrument, received_ts=received_ts
+        )
+        parse_items(parsed, entry["details"], liquidation)
     return parsed
 
 
@@ -71,26 +84,21 @@ def _side(detail: dict[str, Any]) -> str | None:
     return None
 
 
-def _parse_detail(detail: Any, instrument: Instrument, received_ts: int, parsed: Parsed) -> None:
+def _detail_event(detail: Any, instrument: Instrument, received_ts: int) -> LiquidationEvent:
     side = _side(detail) if isinstance(detail, dict) else None
     if side is None:
-        reject(parsed, "unexpected_shape", detail)
-        return
+        raise Rejected("unexpected_shape", "posSide/side names no position")
     try:
         contracts = number(detail.get("sz"))
         price = number(detail.get("bkPx"))
         ts = int(detail.get("ts"))
     except (TypeError, ValueError):
-        reject(parsed, "invalid_number", detail)
-        return
-    add_sized_event(
-        parsed,
-        detail,
+        raise Rejected("invalid_number", "sz, bkPx or ts") from None
+    return sized_event(
         exchange="okx",
         instrument=instrument,
         side=side,
-        size=contracts,
-        quoted_price=price,
+        value=amounts(instrument, contracts, price),
         ts=ts,
         received_ts=received_ts,
     )

@@ -186,11 +186,16 @@ _MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, Arith
 
 
 def parse_items(
-    parsed: Parsed, items: Iterable[Any], parse_one: Callable[[Any], LiquidationEvent | None]
+    parsed: Parsed,
+    items: Iterable[Any],
+    parse_one: Callable[[Any], LiquidationEvent | list[LiquidationEvent] | None],
 ) -> Parsed:
     """Each item of a frame to its event, or to a reject naming why: one bad item never spoils
-    the rest of its frame. `parse_one` returns None for an item that is not a liquidation (or
-    that it rejected itself) and may raise Rejected, or any lookup error of a malformed item."""
+    the rest of its frame. The one way venue parsers read items: `parse_one` returns the
+    item's event (a list when one item records several liquidations: Deribit's "MT" trade),
+    or None for an item that is not a liquidation (or that it rejected itself: an unknown
+    symbol through `lookup`), and raises Rejected naming what is wrong, or lets any lookup
+    error of a malformed item propagate (a `malformed_item` reject)."""
     for item in items:
         try:
             event = parse_one(item)
@@ -200,7 +205,9 @@ def parse_items(
             why = f"{type(exc).__name__}: {str(exc)[:200]}"  # e.g. KeyError: 'price'
             _item_reject(parsed, "malformed_item", why, item)
         else:
-            if event is not None:
+            if isinstance(event, list):
+                parsed.events.extend(event)
+            elif event is not None:
                 parsed.events.append(event)
     return parsed
 
@@ -321,7 +328,8 @@ def add_sized_event(
     event_id: str | None = None,
 ) -> None:
     """Append the event for `size` contracts at `quoted_price` (see `amounts`), or a reject
-    naming why."""
+    naming why: for a parser that walks its items itself (the Hyperliquid node source); the
+    venue modules return `sized_event` from `parse_items`."""
     try:
         parsed.events.append(
             sized_event(

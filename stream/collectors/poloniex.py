@@ -30,13 +30,15 @@ from typing import Any
 import orjson
 
 from stream.collectors.parsing import (
-    add_sized_event,
+    amounts,
     choose,
     load_object,
     lookup,
     number,
+    parse_items,
     reject,
     reply_object,
+    sized_event,
 )
 from stream.collectors.venue import (
     Feed,
@@ -47,6 +49,8 @@ from stream.collectors.venue import (
     SubscribeReply,
     SubscriptionLimits,
 )
+from stream.errors import Rejected
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 EXCHANGE = "poloniex"
@@ -119,36 +123,32 @@ def parse(text: str, instruments: Instruments, received_ts: int) -> Parsed:
     if frame.get("channel") != CHANNEL or not isinstance(frame.get("data"), list):
         reject(parsed, "unexpected_shape", frame)
         return parsed
-    for item in frame["data"]:
-        _parse_item(item, instruments, received_ts, parsed)
-    return parsed
+    return parse_items(
+        parsed, frame["data"], lambda item: _liquidation(item, instruments, received_ts, parsed)
+    )
 
 
-def _parse_item(item: Any, instruments: Instruments, received_ts: int, parsed: Parsed) -> None:
+def _liquidation(
+    item: Any, instruments: Instruments, received_ts: int, parsed: Parsed
+) -> LiquidationEvent | None:
     if not isinstance(item, dict):
-        reject(parsed, "unexpected_shape", item)
-        return
+        raise Rejected("unexpected_shape", "not an object")
     side = _side(item)
     if side is None:
-        reject(parsed, "unexpected_shape", item)
-        return
+        raise Rejected("unexpected_shape", "side and posSide name no position")
     try:
         contracts = number(item.get("sz"))
         price = number(item.get("bkPx"))
     except (TypeError, ValueError):
-        reject(parsed, "invalid_number", item)
-        return
+        raise Rejected("invalid_number", "sz or bkPx") from None
     instrument = lookup(instruments, item.get("s"), parsed, item)
     if instrument is None:
-        return
-    add_sized_event(
-        parsed,
-        item,
+        return None
+    return sized_event(
         exchange=EXCHANGE,
         instrument=instrument,
         side=side,
-        size=contracts,
-        quoted_price=price,
+        value=amounts(instrument, contracts, price),
         ts=item.get("uTime", received_ts),
         received_ts=received_ts,
     )

@@ -83,6 +83,23 @@ def test_the_collectors_never_import_simulator_code() -> None:
         assert not [name for name in imports if name.startswith("stream.simulators")], path.name
 
 
+# Bitfinex pairs a position's rows across frames (`pair_rows`) before any event exists.
+ITEMS_ACROSS_FRAMES = {"bitfinex"}
+
+
+def test_every_venue_reads_its_items_one_way() -> None:
+    """One parser style: each item of a frame goes through `parsing.parse_items` to an event,
+    None, or a `Rejected` naming why; no venue appends events to `Parsed` by hand."""
+    for name, venue in VENUES.items():
+        if name in ITEMS_ACROSS_FRAMES:
+            continue
+        text = Path(venue.__file__).read_text()
+        assert "add_sized_event" not in text and ".events.append" not in text, name
+        # a venue speaking another's protocol (Aster: Binance's) reuses that venue's parser
+        reuses = re.search(r"^from stream\.collectors import \w+$", text, re.M)
+        assert "parse_items" in text or reuses, f"{name} does not read items with parse_items"
+
+
 def test_resolve_feeds() -> None:
     assert resolve_feeds([]) == list(FEEDS.values())
     assert [f.exchange for f in resolve_feeds(["binance"])] == ["binance"] * len(
