@@ -7,8 +7,6 @@ stream is named in the URL path: no subscribe message is needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from stream.collectors.venue import Instrument
 from stream.simulators.base import Render, Simulator, answer, client_message, dumps
 
@@ -55,7 +53,7 @@ def _render(coin_margined: bool) -> Render:
 
 
 # Binance USD-M's wire format, shared with venues that copy it (Aster).
-render_usdm: Callable[[Instrument, str, float, float, int, int], str] = _render(False)
+render_usdm = _render(coin_margined=False)
 
 SIMULATORS = {
     "binance-usdm": Simulator(render=render_usdm, reply=reply),

@@ -43,8 +43,8 @@ def render(
         "amount": repr(price * coins),  # quote currency
         "ts": str(ts_ms),
     }
-    frame = {"data": [item], "arg": {"instType": inst_type, "topic": TOPIC}, "action": "update"}
-    return dumps({**frame, "ts": ts_ms})
+    arg = {"instType": inst_type, "topic": TOPIC}
+    return dumps({"data": [item], "arg": arg, "action": "update", "ts": ts_ms})
 
 
 SIMULATORS = {"bitget": Simulator(render=render, reply=reply)}
