@@ -56,6 +56,7 @@ from stream.collectors.venue import (
     SubscribeReply,
     SubscriptionLimits,
 )
+from stream.errors import Rejected
 from stream.schema import LiquidationEvent, make_event
 from stream.symbols import canonical_coin
 
@@ -176,12 +177,11 @@ def _linear_event(
     code = item["contract_code"]
     instrument = instruments.get(code) or _instrument_from_code(code, "linear")
     coins = _number(item["amount"])  # in lots of `units` coins
+    turnover = item.get("trade_turnover")  # the venue's USDT figure; absent: coins x price
+    if turnover is None and "trade_turnover" in item:
+        raise Rejected("notional_usd_not_a_number", "notional_usd=None")  # as the schema says
     value = amounts(
-        instrument,
-        coins,
-        _number(item["price"]),
-        in_contracts=False,
-        notional_usd=item.get("trade_turnover"),
+        instrument, coins, _number(item["price"]), in_contracts=False, notional_usd=turnover
     )
     return _event(item, instrument, value, received_ts)
 
