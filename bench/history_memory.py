@@ -15,8 +15,8 @@ import time
 import tracemalloc
 from typing import Any
 
+from stream.engine.history import history_record
 from stream.view.history import HistoryStore
-from stream.worker.history import history_record
 
 MINUTE_MS = 60_000
 DAY_MS = 86_400_000

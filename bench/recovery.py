@@ -35,12 +35,12 @@ from aiokafka.structs import ConsumerRecord
 
 from bench.synthetic import EXCHANGES, linear_event
 from stream.config import Settings, load_settings
+from stream.engine.aggregation import Aggregation
 from stream.kafka import Topics, client_options
 from stream.localkafka import free_port
 from stream.schema import LiquidationEvent
 from stream.topics import ensure_topics
 from stream.view.history import HistoryStore
-from stream.worker.aggregation import Aggregation
 from stream.worker.batcher import Batcher, record_ids
 from stream.worker.memory import tune_gc
 

@@ -17,7 +17,7 @@ from stream.config import Settings, load_settings
 from stream.errors import ConfigError, LiqstreamError
 
 if TYPE_CHECKING:
-    from stream.rules.model import RuleSet
+    from stream.engine.rules import RuleSet
 
 log = logging.getLogger("stream")
 
@@ -382,7 +382,7 @@ def report(
 
 
 def _rules(settings: Settings, path: Path) -> RuleSet:
-    from stream.rules.model import load_rules
+    from stream.rules import load_rules
 
     try:
         return load_rules(path, settings.windows_ms, settings.resolution_ms)

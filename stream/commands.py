@@ -14,14 +14,14 @@ from stream.collectors.instruments import InstrumentBook
 from stream.collectors.parsing import printable
 from stream.collectors.venue import Feed, Flushes, Parsed
 from stream.config import Settings
+from stream.engine.aggregation import Aggregation
+from stream.engine.dedup import SeenIds
+from stream.engine.evaluator import RuleEvaluator
+from stream.engine.history import bucket_records
+from stream.engine.rules import RuleSet
 from stream.errors import Rejected
-from stream.rules.evaluator import RuleEvaluator
-from stream.rules.model import RuleSet
 from stream.schema import event_from_json
 from stream.view.history import HistoryStore
-from stream.worker.aggregation import Aggregation
-from stream.worker.dedup import SeenIds
-from stream.worker.history import bucket_records
 
 
 def normalize_lines(

@@ -25,7 +25,7 @@ from stream.config import load_settings
 from stream.demo import RULES
 from stream.demo.session import feed_session
 from stream.localkafka import free_port
-from stream.rules.model import load_rules
+from stream.rules import load_rules
 
 FIRST_MINUTE_MS = 60_000
 HANG_GUARD_S = 300.0  # a pipeline that shows nothing by then is stuck, not slow

@@ -26,7 +26,7 @@ from stream.demo.session import (
     cascade,
     session,
 )
-from stream.rules.model import load_rules
+from stream.rules import load_rules
 from stream.simulators import simulator_for
 
 ORIGIN_MS = 1_762_290_000_000  # a minute boundary, like any other start

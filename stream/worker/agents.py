@@ -1,6 +1,6 @@
 """Faust wiring of the worker: the batches agent, the bucket table, the totals timer.
 
-Thin on purpose: all arithmetic is in `stream.worker.aggregation` (pure) and the engine.
+Thin on purpose: all arithmetic is in `stream.engine` (pure).
 
 Crash safety without Faust's windowed tables or exactly-once mode (faust-streaming issues
 #385, #412, #517, #323):
@@ -26,11 +26,11 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
+from stream.engine.aggregation import Aggregation, batch_events
+from stream.engine.evaluator import RuleEvaluator
+from stream.engine.rules import RuleSet
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
-from stream.rules.evaluator import RuleEvaluator
-from stream.rules.model import RuleSet
-from stream.worker.aggregation import Aggregation, batch_events
 from stream.worker.app import raw_table
 from stream.worker.breaches import BreachKeeper
 from stream.worker.deadletter import dead_letter

@@ -40,11 +40,11 @@ from aiokafka.errors import ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from stream.config import Settings
+from stream.engine.dedup import SeenIds
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
 from stream.schema import decode_canonical, event_from_json
 from stream.worker.deadletter import dead_letter
-from stream.worker.dedup import SeenIds
 from stream.worker.memory import freeze_long_lived
 
 log = logging.getLogger(__name__)

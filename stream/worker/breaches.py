@@ -29,10 +29,11 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
+from stream.engine.evaluator import RuleEvaluator, RuleState
+from stream.engine.rules import Rule, RuleSet
 from stream.errors import ConfigError
 from stream.kafka import client_options
-from stream.rules.evaluator import RuleEvaluator, RuleState
-from stream.rules.model import Rule, RuleSet, load_rules
+from stream.rules import load_rules
 from stream.worker.app import raw_table
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Sends `liquidations.history` records for the worker's agent and timer (thin shell).
 
-What is due and what a record holds is decided in stream.worker.history (pure). Here: the
+What is due and what a record holds is decided in stream.engine.history (pure). Here: the
 sends, waiting for their acknowledgements, and the `closed_through` mark in a table of its
 own, written (with the next batch) only after the records it covers were acknowledged: a
 crash before the write publishes those buckets again, the same records.
@@ -16,8 +16,8 @@ import faust
 import orjson
 from prometheus_client import CollectorRegistry, Counter
 
+from stream.engine.history import HISTORY_MARK_KEY, HistoryClock, bucket_records
 from stream.worker.app import raw_table
-from stream.worker.history import HISTORY_MARK_KEY, HistoryClock, bucket_records
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 from stream.config import load_settings
+from stream.engine.history import history_record
 from stream.view.consumer import ViewFeeder
 from stream.view.fanout import StreamFilter
 from stream.view.history import HistoryStore, _decode
 from stream.view.state import BadRequest, GlobalView
-from stream.worker.history import history_record
 from stream.worker.web import OPENAPI
 from tests.api.test_openapi import answer_schema, conforms
 from tests.api.test_view import FEEDS, WINDOWS

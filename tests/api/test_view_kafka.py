@@ -15,12 +15,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
+from stream.engine.history import history_record
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
 from stream.view.consumer import Subscriber, ViewFeeder
 from stream.view.fanout import StreamFilter
 from stream.view.state import DAY_MS, GlobalView
-from stream.worker.history import history_record
 from tests.api.test_fanout import frames
 from tests.api.test_view import FEEDS, WINDOWS, coverage_record, key, largest, totals
 

@@ -1,6 +1,6 @@
 """Brute-force rule evaluation: every value recomputed from the list of accepted events.
 
-Follows docs/rules.md and the evaluation points of `stream.rules.evaluator` (each event,
+Follows docs/rules.md and the evaluation points of `stream.engine.evaluator` (each event,
 and each bucket boundary where a non-empty bucket enters or leaves a rule's window), but
 shares no code with it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stream.rules.model import Rule
+from stream.engine.rules import Rule
 from tests.worker.reference import accepted
 
 

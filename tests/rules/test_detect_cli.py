@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from bench.synthetic import synthetic_events
 from stream.cli import main
 from stream.config import load_settings
-from stream.rules.model import load_rules
+from stream.rules import load_rules
 from tests.rules.reference import brute_force_detect
 from tests.test_report_cli import poison_stdin
 

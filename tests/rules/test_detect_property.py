@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stream.commands import Detector
-from stream.rules.model import RuleSet, parse_rules
+from stream.engine.rules import RuleSet, parse_rules
 from tests.rules.reference import brute_force_detect
 from tests.worker.test_aggregation import BASE_MS, RESOLUTION_MS, WINDOWS_MS, make_event
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream.commands import Detector
-from stream.rules.model import parse_rules
+from stream.engine.rules import parse_rules
 from tests.worker.test_aggregation import BASE_MS, make_event
 
 RES = 60_000

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from stream.engine.rules import EACH, Rule, parse_rules
 from stream.errors import ConfigError
-from stream.rules.model import EACH, Rule, load_rules, parse_rules
+from stream.rules import load_rules
 
 WINDOWS_MS = {"5m": 300_000, "1h": 3_600_000, "24h": 86_400_000}
 RESOLUTION_MS = 60_000

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.engine.aggregation import Aggregation, batch_events
 from stream.errors import Rejected
 from stream.schema import make_event as schema_event
-from stream.worker.aggregation import Aggregation, batch_events
 from stream.worker.batcher import batch_value
 from tests.worker.reference import accepted, brute_force_totals
 

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from bench.synthetic import synthetic_events
 from stream.config import Settings
+from stream.engine.dedup import SeenIds
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
 from stream.worker.batcher import (
@@ -23,7 +24,6 @@ from stream.worker.batcher import (
     ids_header,
     record_ids,
 )
-from stream.worker.dedup import SeenIds
 from tests.collectors.kafka_helpers import consume_until
 
 

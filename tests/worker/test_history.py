@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.worker.aggregation import Aggregation
-from stream.worker.history import HistoryClock, bucket_records, history_key, history_record
+from stream.engine.aggregation import Aggregation
+from stream.engine.history import HistoryClock, bucket_records, history_key, history_record
 
 MINUTE = 60_000
 T0 = 1_700_000_040_000  # 2023-11-14T22:14:00Z, a minute boundary

@@ -16,10 +16,10 @@ import pytest
 
 from stream.commands import series_lines
 from stream.config import Settings, load_settings
+from stream.engine.aggregation import Aggregation
+from stream.engine.history import bucket_records
 from stream.schema import LiquidationEvent
 from stream.topics import ensure_topics
-from stream.worker.aggregation import Aggregation
-from stream.worker.history import bucket_records
 from tests.worker.test_worker_kafka import (
     TopicReader,
     Totals,

@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import Settings
+from stream.engine.aggregation import Aggregation
 from stream.topics import ensure_topics
-from stream.worker.aggregation import Aggregation
 from stream.worker.liquidation_metrics import (
     OTHER,
     LiquidationCounters,

@@ -1,6 +1,6 @@
 """History records (`liquidations.history`): one per scope and closed bucket. Pure.
 
-A history record is a bucket's per-scope value as the worker persists it (stream.worker.
+A history record is a bucket's per-scope value as the worker persists it (stream.engine.
 aggregation: integer micro-dollars, counts, largest order), so it inherits that state's
 exactly-once property: a redelivered batch leaves the bucket unchanged, and a record made from
 an unchanged bucket is the same record again (same key, same value). Nothing here sums twice.
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from stream.worker.totals import totals_record
+from stream.engine.totals import totals_record
 
 HISTORY_MARK_KEY = "mark"  # in the worker's `history` table: {"closed_through": bucket}
 

@@ -1,4 +1,5 @@
-"""Threshold rules (docs/rules.md): the YAML file, read and checked.
+"""Threshold rules (docs/rules.md): the YAML text of a rules file, parsed and checked. Pure:
+reading the file is `stream.rules.load_rules`.
 
 Every mistake is reported with the file, line, rule and field it concerns, all of them at once,
 so a user fixes a rules file in one pass. Nothing here evaluates anything (see `evaluator`).
@@ -10,7 +11,6 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -59,14 +59,6 @@ class RuleSet:
     @classmethod
     def empty(cls) -> RuleSet:
         return cls((), {})
-
-
-def load_rules(path: Path, windows_ms: Mapping[str, int], resolution_ms: int) -> RuleSet:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read rules file: {exc.strerror or exc}") from exc
-    return parse_rules(text, windows_ms, resolution_ms, source=str(path))
 
 
 def parse_rules(

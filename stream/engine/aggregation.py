@@ -19,9 +19,7 @@ from typing import Any
 
 import orjson
 
-from stream.errors import Rejected
-from stream.schema import canonical_dicts
-from stream.worker.totals import (
+from stream.engine.totals import (
     FUTURE_MS,
     Largest,
     bigger,
@@ -30,6 +28,8 @@ from stream.worker.totals import (
     totals_key,
     totals_record,
 )
+from stream.errors import Rejected
+from stream.schema import canonical_dicts
 
 Scope = tuple[str | None, str | None]
 _ZERO = (0, 0, 0, 0)

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from stream.rules.model import EACH, Rule, RuleSet
-from stream.worker.aggregation import Aggregation
+from stream.engine.aggregation import Aggregation
+from stream.engine.rules import EACH, Rule, RuleSet
 
 SINGLE = "single_usd"
 # Metrics an added event can only raise: while an `above` rule on one of them is breached, an
