@@ -13,7 +13,7 @@ that time alone causes. A wildcard scope is evaluated while it has events in the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,7 +280,39 @@ class RuleEvaluator:
         key = _identity(record)
         self.suppressed[key] = self.suppressed.get(key, 0) + 1
 
+    def stop_suppressing(self) -> None:
+        """Past the batches delivered again: every record from here on is new."""
+        self.suppressed.clear()
+
     # -- persistence --------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget every state, pending record and the clock (a recovery rebuilds them)."""
+        self.states.clear()
+        self.changed.clear()
+        self.emitted.clear()
+        self.suppressed.clear()
+        self.clock = None
+
+    def restore(
+        self,
+        states: Mapping[tuple[str, str], RuleState],
+        replayed: Iterable[dict[str, Any]] = (),
+        repeats: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        """After `reset`: the states a table held, then the states the records published
+        after them imply (in publication order), and the records not to publish again."""
+        self.states.update(states)
+        for record in replayed:
+            self.apply_record(record)
+        for record in repeats:
+            self.suppress(record)
+
+    def take_changed(self) -> list[tuple[tuple[str, str], RuleState | None]]:
+        """The states changed since the last call, each with its state (None: forgotten)."""
+        changed = [(key, self.states.get(key)) for key in self.changed]
+        self.changed.clear()
+        return changed
+
     def apply_record(self, record: dict[str, Any]) -> None:
         """Take the state a published breach record implies (replayed after a crash)."""
         rule = self.by_name.get(record["rule"])

@@ -21,13 +21,15 @@ from typing import Any
 
 import faust
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
 from stream.engine.aggregation import Aggregation, batch_events
 from stream.engine.evaluator import RuleEvaluator
+from stream.engine.recovery import plan_recovery
 from stream.engine.rules import RuleSet
 from stream.errors import Rejected
 from stream.kafka import Topics, client_options
@@ -111,55 +113,42 @@ class WorkerAgents:
             await self.app.crash(exc)
 
     async def _rebuild_state(self) -> None:
+        """Carry out the recovery plan (stream.engine.recovery decides; here: the I/O)."""
         self.active = self._owns_batches()
         self.recovered = True
-        buckets = {}
-        for key, value in self.table.items():
-            if value is None:  # a tombstone not compacted away yet
-                continue
-            buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
+        buckets = self._table_buckets()
         now = now_ms()
-        self.aggregation.load(buckets if self.active else {}, now)
-        committed, end = (
-            await asyncio.to_thread(asyncio.run, self._batches_offsets()) if self.active else (0, 0)
+        committed, end = await self._batches_offsets() if self.active else (0, 0)
+        plan = plan_recovery(
+            active=self.active,
+            bucket_offsets={bucket: value["o"] for bucket, value in buckets.items()},
+            committed=committed,
+            end=end,
+            fence_history=self.breaches.fence_history() if self.active else [],
         )
-        if self.active and committed == 0:
+        if plan.seek_to_start:
             # Nothing committed yet (a crash within the first commit interval). Seen here:
             # after a changelog recovery Faust then left the batches partition where the
             # recovery had parked it, and the agent got no records; start it at the beginning.
             await self.app.consumer.seek(TP(self.topics.batches, 0), 0)
-        # Faust writes RocksDB at once and the changelog a little later: after a kill -9, a
-        # bucket here may hold a batch its changelog record does not. That batch is delivered
-        # again (not committed) but skipped for this bucket, so write such buckets again.
-        self.rewrite = [b for b, value in buckets.items() if value["o"] >= committed]
-        applied = max((value["o"] for value in buckets.values()), default=-1)
-        if self.active and applied >= end:
-            # Offsets of one topic only grow: a state holding a batch at or past the topic's
-            # end was built from a batches topic since deleted and created again. Its offsets
-            # would make every new batch of those buckets look applied already (for up to a
-            # day): keep the counts, forget the offsets, and write every bucket again.
+        if plan.forget_offsets:
             log.warning(
                 "%s was recreated: the state applied batches up to offset %d, the topic ends "
                 "at %d; rebuilding the state's batch offsets (totals kept)",
                 self.topics.batches,
-                applied,
+                plan.rules_from - 1,
                 end,
             )
             for value in buckets.values():
                 value["o"] = -1
-            self.rewrite = list(buckets)
-            if committed > end:  # an offset the group kept of the old topic
-                committed = 0
-                await self.app.consumer.seek(TP(self.topics.batches, 0), 0)
-        # Rule records of the old topic's batches were all published: none is repeated.
-        rules_from = applied + 1 if self.active and applied >= end else committed
-        await self.breaches.recover(self.active, now, rules_from)
+        self.aggregation.load(buckets if self.active else {}, now)
+        self.rewrite = list(plan.rewrite)
+        await self.breaches.recover(plan, now)
         self.history.recover(self.active)
         # Time may have moved rules past their thresholds while no worker ran: look at every
         # rule once the batches already waiting have been applied (the totals lag until then).
-        self.catch_up_until = end
-        if self.active and committed >= end:
-            self.catch_up_until = None
+        self.catch_up_until = plan.catch_up_until
+        if plan.evaluate_at_once:
             self.evaluator.evaluate_all(now)
             await self.breaches.publish(self.evaluator.drain())
         freeze_long_lived()  # the rebuilt state is long-lived: keep the collector off it
@@ -169,23 +158,34 @@ class WorkerAgents:
             len(buckets),
         )
 
-    async def _batches_offsets(self) -> tuple[int, int]:
-        """(committed, end) of the batches topic: this app's group resumes from `committed`,
-        so the batches from there to `end` are (or are delivered again) before new ones.
+    def _table_buckets(self) -> dict[int, dict[str, Any]]:
+        """The bucket values the table holds (tombstones not compacted away yet skipped)."""
+        buckets = {}
+        for key, value in self.table.items():
+            if value is not None:
+                buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
+        return buckets
 
-        Run on an event loop of its own, like the fence replay (see BreachKeeper._read_past)."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings), group_id=self.app.conf.id, enable_auto_commit=False
-        )
-        await consumer.start()
+    async def _batches_offsets(self) -> tuple[int, int]:
+        """(committed, end) of the batches topic: this app's group resumes from `committed`
+        (0: nothing committed yet, the group starts at the earliest batch), so the batches
+        from there to `end` are (or are delivered again) before new ones.
+
+        The end through Faust's own consumer, the committed offset from the group coordinator
+        through an admin client: nothing joins or consumes on the worker's loop meanwhile."""
+        tp = TP(self.topics.batches, 0)
+        (end,) = (await self.app.consumer.highwaters(tp)).values()
+        admin = AIOKafkaAdminClient(**client_options(self.settings))
+        await admin.start()
         try:
             partition = TopicPartition(self.topics.batches, 0)
-            # nothing committed yet: the group starts at the earliest batch
-            committed: int = await consumer.committed(partition) or 0
-            end: int = (await consumer.end_offsets([partition]))[partition]
-            return committed, end
+            found = await admin.list_consumer_group_offsets(
+                self.app.conf.id, partitions=[partition]
+            )
         finally:
-            await consumer.stop()
+            await admin.close()
+        committed = found.get(partition)
+        return (committed.offset if committed is not None and committed.offset > 0 else 0), end
 
     async def _dead_letter(self, reason: str, payload: str, **context: Any) -> None:
         self.rejects.labels(reason).inc()
@@ -260,11 +260,7 @@ class WorkerAgents:
 
     def _restore(self, now: int) -> None:
         """The aggregation as the table holds it: before the batch being applied."""
-        buckets = {}
-        for key, value in self.table.items():
-            if value is not None:
-                buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
-        self.aggregation.load(buckets, now)
+        self.aggregation.load(self._table_buckets(), now)
 
     async def _reload_on_sighup(self) -> None:
         def request() -> None:

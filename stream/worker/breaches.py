@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
 from stream.engine.evaluator import RuleEvaluator, RuleState
+from stream.engine.recovery import RecoveryPlan
 from stream.engine.rules import Rule, RuleSet
 from stream.errors import ConfigError
 from stream.kafka import client_options
@@ -124,49 +125,46 @@ class BreachKeeper:
         return True
 
     # -- recovery -----------------------------------------------------------------------
-    async def recover(self, active: bool, now_ms: int, committed_batch: int) -> None:
-        """Rebuild evaluator states from the table, then from the records past the fence.
+    def fence_history(self) -> list[tuple[int, dict[int, int]]]:
+        """The fence history the table holds (oldest first), for the recovery plan."""
+        value = self.table.get(FENCE_KEY)
+        if value is None:
+            return []
+        data = orjson.loads(value) if isinstance(value, bytes | str) else value
+        return [(batch, {int(p): o for p, o in ends.items()}) for batch, ends in data]
 
-        `committed_batch`: the batches topic's committed offset; batches from there on will
-        be delivered again, and their published records must not be repeated."""
+    async def recover(self, plan: RecoveryPlan, now_ms: int) -> None:
+        """Rebuild evaluator states from the table, then from the records past the fence
+        (stream.engine.recovery decides where to read from and what is a repeat)."""
         evaluator = self.evaluator
-        evaluator.states.clear()
-        evaluator.changed.clear()
-        evaluator.emitted.clear()
-        evaluator.suppressed.clear()
-        evaluator.clock = None
+        evaluator.reset()
         self.fence, self.history = {}, []
         self.redelivered_until = -1
-        if not active:
+        if not plan.active:
             return
         current = {rule.name: fingerprint(rule) for rule in evaluator.rules}
+        states: dict[tuple[str, str], RuleState] = {}
         for key, value in self.table.items():
-            if value is None:
+            if value is None or key == FENCE_KEY:
                 continue
             data = orjson.loads(value) if isinstance(value, bytes | str) else value
-            if key == FENCE_KEY:
-                self.history = [
-                    (batch, {int(p): o for p, o in ends.items()}) for batch, ends in data
-                ]
-                continue
             name, scope_id = key.split("\x1f")
             if current.get(name) == data["r"]:
-                evaluator.states[(name, scope_id)] = RuleState(data["b"], data["t"])
-        start: dict[int, int] = {}  # nothing older: read from the beginning
-        for batch, ends in self.history:
-            if committed_batch is not None and batch < committed_batch:
-                start = ends
-        self.fence = dict(self.history[-1][1]) if self.history else {}
-        records = await asyncio.to_thread(asyncio.run, self._read_past(start))
-        replayed = self._apply_replayed(records, committed_batch)
+                states[(name, scope_id)] = RuleState(data["b"], data["t"])
+        self.history = self.fence_history()
+        self.fence = dict(plan.fence)
+        records = await asyncio.to_thread(asyncio.run, self._read_past(dict(plan.replay_from)))
+        replay = plan.replay(records)
+        self.redelivered_until = replay.redelivered_until
+        evaluator.restore(states, replay.apply, replay.suppress)
         evaluator.advance(now_ms)
         log.info(
             "rule states recovered: %d from the table, %d records read back from %s "
             "(batches from %s will be evaluated again)",
-            len(evaluator.states),
-            replayed,
-            start or "the beginning",
-            committed_batch,
+            len(states),
+            len(records),
+            plan.replay_from or "the beginning",
+            plan.rules_from,
         )
 
     async def _read_past(self, start: dict[int, int]) -> list[tuple[int, int, dict[str, Any]]]:
@@ -208,18 +206,6 @@ class BreachKeeper:
         finally:
             await consumer.stop()
 
-    def _apply_replayed(
-        self, records: list[tuple[int, int, dict[str, Any]]], committed_batch: int
-    ) -> int:
-        # across partitions, in publication order (records of one scope share a key)
-        for _, batch, record in sorted(records, key=lambda item: item[0]):
-            self.evaluator.apply_record(record)
-            if batch >= committed_batch:
-                self.redelivered_until = max(self.redelivered_until, batch)
-                if record["event_id"] is not None:  # time-driven ones are in the state
-                    self.evaluator.suppress(record)
-        return len(records)
-
     # -- publishing ---------------------------------------------------------------------
     async def publish(self, records: list[dict[str, Any]], batch: int | None = None) -> None:
         """Send and wait for the acks, then remember states and fence (in that order).
@@ -231,7 +217,7 @@ class BreachKeeper:
         if batch is not None:
             self.last_batch = batch
             if batch >= self.redelivered_until:
-                self.evaluator.suppressed.clear()  # past the batches delivered again
+                self.evaluator.stop_suppressing()
         if records:
             producer = self.app.producer
             headers = [("batch", str(-1 if batch is None else batch).encode())]
@@ -256,15 +242,13 @@ class BreachKeeper:
     def _save(self) -> None:
         evaluator = self.evaluator
         rules = evaluator.by_name
-        for name, scope_id in evaluator.changed:
+        for (name, scope_id), state in evaluator.take_changed():
             key = f"{name}\x1f{scope_id}"
-            state = evaluator.states.get((name, scope_id))
             if state is None or name not in rules:
                 self.table.pop(key, None)
                 continue
             value = {"b": state.breached, "t": state.last_breach_ts, "r": fingerprint(rules[name])}
             self.table[key] = orjson.dumps(value)
-        evaluator.changed.clear()
         if self.history_unsaved:  # after the states: a fence never runs ahead of them
             self.table[FENCE_KEY] = orjson.dumps(
                 [(b, {str(p): o for p, o in ends.items()}) for b, ends in self.history]

@@ -169,3 +169,29 @@ def test_replayed_records_restore_state() -> None:
     second.evaluator.apply_record(record)
     assert second.add(ev(0.1, 1)) == []  # already published: not again
     assert second.evaluator.changed == {("r", "*|BTC")}
+
+
+def test_reset_then_restore_takes_states_replays_and_repeats() -> None:
+    """What a recovery does: forget everything, take the table's states, the records read
+    back, and the repeats not to publish again (stream.engine.recovery decides which)."""
+    rules = (
+        "  - {name: r, metric: count, window: 5m, scope: {coin: BTC}, above: 0}\n"
+        "  - {name: big, metric: single_usd, above: 100}\n"
+    )
+    first = detector(rules)
+    published = first.add(ev(0, 500))
+    assert states(published) == [("r", "breach", None, "BTC"), ("big", "breach", None, None)]
+    evaluator = detector(rules).evaluator
+    evaluator.emitted.append({"stale": True})
+    evaluator.reset()
+    assert (evaluator.states, evaluator.emitted, evaluator.clock) == ({}, [], None)
+    evaluator.restore({}, published, [published[1]])
+    assert evaluator.states[("r", "*|BTC")].breached
+    assert not evaluator.states[("big", "*|*")].breached  # single_usd keeps only its cooldown
+    evaluator.emitted.extend(published)  # the batch evaluated again emits the same records
+    assert evaluator.drain() == [published[0]]  # only the suppressed repeat is held back
+    evaluator.stop_suppressing()
+    evaluator.emitted.append(published[1])
+    assert evaluator.drain() == [published[1]]
+    assert sorted(key for key, _ in evaluator.take_changed()) == [("big", "*|*"), ("r", "*|BTC")]
+    assert evaluator.take_changed() == []
