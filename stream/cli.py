@@ -305,7 +305,7 @@ def fake_exchange(
 def worker(log_format: str | None) -> None:
     """Run the Faust worker: rolling totals into liquidations.totals (and the HTTP API).
 
-    Faust formats its own lines (text) once it runs; --log-format applies to those before."""
+    --log-format applies to every line, Faust's own included."""
     from stream.worker.environment import drop_faust_variables
 
     ignored = drop_faust_variables()  # before faust is imported: LIQSTREAM_* alone configures
@@ -317,7 +317,7 @@ def worker(log_format: str | None) -> None:
         log.warning("ignored Faust's variables %s", ", ".join(ignored))
     _check_kafka(settings)
     try:
-        run_worker(settings)
+        run_worker(settings, log_format)
     except ConfigError as exc:  # e.g. an invalid rules file: refuse to start
         raise click.ClickException(str(exc)) from None
 

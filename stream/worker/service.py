@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiokafka
 import faust
@@ -15,6 +16,7 @@ from prometheus_client.registry import Collector
 
 from stream.collectors.registry import FEEDS
 from stream.config import Settings
+from stream.logs import TEXT_FORMAT, JsonFormatter, default_format
 from stream.view.consumer import ViewFeeder
 from stream.view.state import GlobalView
 from stream.worker.agents import WorkerAgents
@@ -116,13 +118,38 @@ async def _batch(batcher: Batcher, stop: asyncio.Event) -> None:
     await batcher.run(stop)
 
 
-def run_worker(settings: Settings) -> None:
-    """Blocks until SIGINT/SIGTERM; Faust's worker handles the signals and a clean stop."""
+def logging_config(level: str, log_format: str) -> dict[str, Any]:
+    """The dictConfig Faust's worker applies when it starts (it replaces the root handlers):
+    every line, Faust's and aiokafka's included, in the command's `--log-format`."""
+    line: dict[str, Any] = (
+        {"()": JsonFormatter} if log_format == "json" else {"format": TEXT_FORMAT}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"line": line},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "line",
+                "level": level,
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+    }
+
+
+def run_worker(settings: Settings, log_format: str | None = None) -> None:
+    """Blocks until SIGINT/SIGTERM; Faust's worker handles the signals and a clean stop.
+
+    `log_format`: json or text (default: text on a terminal, json otherwise)."""
     app, _ = build_worker(settings)
     Path(app.conf.datadir).mkdir(parents=True, exist_ok=True)
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
+        logging_config=logging_config(settings.log_level, log_format or default_format()),
         quiet=True,
         redirect_stdouts=False,
     )
