@@ -64,14 +64,47 @@ _LARGEST_SHAPE = {
 }
 
 
+_NUMBER = (int, float)
+
+
 def pack_largest(largest: Mapping[str, Any] | None) -> Packed | None:
     if largest is None:
         return None
-    _require(largest, _LARGEST_SHAPE, "largest order")
-    values = [largest[name] for name in _LARGEST_FIELDS]
-    for i in (3, 4, 5):  # few distinct values: one string object each
-        values[i] = sys.intern(values[i])
-    return tuple(values)
+    values: list[Any] = [largest.get(name) for name in _LARGEST_FIELDS]
+    notional, ts, id_, exchange, symbol, side, price, quantity = values
+    # the usual case checked at once (millions at a start); else the field-by-field check,
+    # which says what is wrong
+    if not (
+        type(notional) in _NUMBER
+        and type(ts) is int
+        and type(id_) is str
+        and type(exchange) is str
+        and type(symbol) is str
+        and type(side) is str
+        and type(price) in _NUMBER
+        and type(quantity) in _NUMBER
+    ):
+        _require(largest, _LARGEST_SHAPE, "largest order")
+    # few distinct values: one string object each
+    intern = sys.intern
+    return (notional, ts, id_, intern(exchange), intern(symbol), intern(side), price, quantity)
+
+
+def _shaped(record: Mapping[str, Any]) -> bool:
+    """Every field of a history record there with its type (the usual case, checked at once)."""
+    get = record.get
+    exchange, coin, largest = get("exchange"), get("coin"), get("largest")
+    return (
+        (exchange is None or type(exchange) is str)
+        and (coin is None or type(coin) is str)
+        and type(get("start")) is int
+        and type(get("resolution_ms")) is int
+        and type(get("long_micro_usd")) is int
+        and type(get("short_micro_usd")) is int
+        and type(get("long_count")) is int
+        and type(get("short_count")) is int
+        and (largest is None or type(largest) is dict)
+    )
 
 
 def _encode(
@@ -164,7 +197,8 @@ class HistoryStore:
     def add(self, record: Mapping[str, Any], now_ms: int) -> None:
         """One history record (of a key, the one with the most events wins: the latest).
         Raises ValueError, changing nothing, for a record not shaped like one."""
-        _require(record, _RECORD_SHAPE, "history")
+        if not _shaped(record):
+            _require(record, _RECORD_SHAPE, "history")  # says which field is wrong
         if record["resolution_ms"] != self.resolution_ms or record["start"] % self.resolution_ms:
             raise ValueError(
                 f"history record of resolution {record['resolution_ms']} ms at "

@@ -153,6 +153,10 @@ def test_bad_parameters_are_refused_with_a_reason(params: dict, message: str) ->
         {"long_count": -1},
         {"largest": {"id": "x"}},
         {"long_micro_usd": 2**63},  # more than a row holds
+        {"long_count": True},  # a bool is no count
+        {"coin": 7},
+        {"largest": {**record(T0, 1)["largest"], "price": "100"}},
+        {"largest": {**record(T0, 1)["largest"], "ts": 1.5}},
     ],
 )
 def test_a_record_not_shaped_like_history_is_refused_and_changes_nothing(change: dict) -> None:
