@@ -260,6 +260,8 @@ async def test_liqstream_api_serves_apart_from_the_worker_and_streams_filtered(
             await wait_ready(session, api)
             async with session.get(base(worker) + "/api/totals") as response:
                 assert response.status == 404  # the worker no longer serves the API
+            async with session.get(base(worker) + "/readyz") as response:
+                assert (await response.json())["history_caught_up"] is None  # none kept
             async with session.get(base(api) + "/api/stream", params={"window": "7m"}) as r:
                 assert r.status == 400 and "unknown window" in (await r.json())["error"]
             btc_1h = {"coin": "btc", "window": "1h"}
