@@ -91,11 +91,22 @@ class Aggregation:
             self.windows.setdefault(name, n)
 
     def set_private_windows(self, windows_ms: Mapping[str, int]) -> None:
-        """Replace the rule-only windows (rules reloaded); sums are rebuilt from the buckets."""
+        """Replace the rule-only windows (rules reloaded); sums are rebuilt from the buckets.
+        Windows that are published anyway are kept as they are."""
         self.windows = dict(self.reported)
-        self._add_private(windows_ms)
+        self._add_private({n: ms for n, ms in windows_ms.items() if n not in self.reported})
         if self.current is not None:
             self._recompute(self.current)
+
+    def window_buckets(self, window: str) -> int:
+        """The length of a window, in buckets."""
+        return self.windows[window]
+
+    def boundaries(self, start: int, end: int, lengths: Iterable[int]) -> list[int]:
+        """The buckets in (start, end] at which a non-empty bucket enters (length 0) or leaves
+        a window of one of `lengths` buckets: the only times its sums change without events."""
+        lengths = tuple(lengths)
+        return sorted({b + n for b in self.buckets for n in lengths if start < b + n <= end})
 
     # -- state in and out -------------------------------------------------------------
     def load(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:

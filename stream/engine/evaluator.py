@@ -1,9 +1,9 @@
 """Edge-triggered rule evaluation over the rolling totals (docs/rules.md). Pure.
 
-The evaluator reads window values from the same `Aggregation` the worker publishes totals
-from, so a breach and the totals record beside it never disagree. The order at each event is
-the contract's: time advances first (values decay, recoveries happen), then the event is added,
-then its scopes are evaluated.
+The evaluator reads window values, through the small `WindowReader` protocol, from the same
+`Aggregation` the worker publishes totals from, so a breach and the totals record beside it
+never disagree. The order at each event is the contract's: time advances first (values decay,
+recoveries happen), then the event is added, then its scopes are evaluated.
 
 Between events the values change only at bucket boundaries where a non-empty bucket enters
 or leaves a rule's window; those are the time points evaluated for recoveries (and breaches)
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from stream.engine.aggregation import Aggregation
 from stream.engine.rules import EACH, Rule, RuleSet
 
 SINGLE = "single_usd"
@@ -25,6 +24,30 @@ SINGLE = "single_usd"
 # event cannot recover it (time can, and time is evaluated at every boundary), so the event
 # path skips it. That is where a cascade spends its events.
 RISING = frozenset({"total_usd", "long_usd", "short_usd", "count"})
+
+
+class WindowReader(Protocol):
+    """What the evaluator reads of the rolling totals (stream.engine.aggregation.Aggregation):
+    window sums of a scope right now, and when they change as time passes."""
+
+    resolution_ms: int
+    longest_window: str
+
+    def window_sums(self, scope_id: str, window: str) -> list[int]:
+        """[long_micro_usd, short_micro_usd, long_count, short_count] of a window now."""
+        ...
+
+    def window_buckets(self, window: str) -> int: ...
+
+    def scope_ids(self) -> set[str]: ...
+
+    def advance(self, now_ms: int) -> None: ...
+
+    def boundaries(self, start: int, end: int, lengths: Iterable[int]) -> list[int]: ...
+
+    def set_private_windows(self, windows_ms: Mapping[str, int]) -> None:
+        """Keep these windows too (rules' own; those also published are kept anyway)."""
+        ...
 
 
 @dataclass
@@ -104,7 +127,7 @@ def _identity(record: dict[str, Any]) -> tuple[Any, ...]:
 class RuleEvaluator:
     """Rule states per (rule, scope); `emitted` collects breach and recovery records."""
 
-    def __init__(self, rules: RuleSet, aggregation: Aggregation) -> None:
+    def __init__(self, rules: RuleSet, aggregation: WindowReader) -> None:
         self.aggregation = aggregation
         self.rules: tuple[Rule, ...] = ()
         self.states: dict[tuple[str, str], RuleState] = {}
@@ -133,14 +156,14 @@ class RuleEvaluator:
             if rule.metric in RISING and rule.direction == "above"
         }
         self.by_name = {rule.name: rule for rule in self.rules}
-        private = {
-            name: ms
-            for name, ms in rules.windows_ms.items()
-            if name not in self.aggregation.reported
-        }
-        self.aggregation.set_private_windows(private)
+        self.aggregation.set_private_windows(rules.windows_ms)
         self.window_lengths = sorted(
-            {0} | {self.aggregation.windows[rule.window] for rule in self.stateful if rule.window}
+            {0}
+            | {
+                self.aggregation.window_buckets(rule.window)
+                for rule in self.stateful
+                if rule.window
+            }
         )
 
     # -- time ---------------------------------------------------------------------------
@@ -154,13 +177,7 @@ class RuleEvaluator:
         resolution = self.aggregation.resolution_ms
         start, end = self.clock // resolution, now_ms // resolution
         if evaluate and end > start and self.stateful:
-            boundaries = {
-                bucket + n
-                for bucket in self.aggregation.buckets
-                for n in self.window_lengths
-                if start < bucket + n <= end
-            }
-            for boundary in sorted(boundaries):
+            for boundary in self.aggregation.boundaries(start, end, self.window_lengths):
                 self.aggregation.advance(boundary * resolution)
                 self.evaluate_all(boundary * resolution)
         self.aggregation.advance(now_ms)

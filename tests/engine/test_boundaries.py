@@ -69,3 +69,20 @@ def test_engine_imports_with_kafka_faust_and_http_libraries_blocked() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok")
+
+
+def test_evaluator_reads_windows_only_through_the_window_reader_protocol() -> None:
+    """No attribute of the aggregation beyond `WindowReader`'s (it once read nine)."""
+    from stream.engine.evaluator import WindowReader
+
+    tree = ast.parse((ENGINE_DIR / "evaluator.py").read_text())
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "aggregation"
+    }
+    members = {name for name in dir(WindowReader) if not name.startswith("_")}
+    members |= set(WindowReader.__annotations__)
+    assert used and used <= members, used - members
