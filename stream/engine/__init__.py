@@ -9,11 +9,14 @@ here is a function of its inputs, so it is tested without a broker.
 Modules:
 - `totals`: totals records (docs/windows.md) and the largest-order tie-break;
 - `aggregation`: bucketed sums per scope, window sums brought up to date per tick;
+- `buckets`: the stored form of a bucket value, versioned (older values migrate on load);
+- `recovery`: the exactly-once recovery protocol as one plan the worker carries out;
 - `history`: history records of closed buckets and when they are due;
 - `dedup`: ids already counted (the worker's first stage and the offline commands);
 - `rules` / `evaluator`: the rules file's model and its edge-triggered evaluation.
 
 Adding a metric (say a count per size bucket): the per-bucket sums and what a totals record
-says are here (`aggregation._add` and `totals.totals_record`); then the view (stream/view)
-serves it and the dashboard draws it. Nothing else needs to know.
+says are here (`aggregation._add` and `totals.totals_record`; a new stored field is a new
+`buckets` format with its migration); then the view (stream/view) serves it and the dashboard
+draws it. Nothing else needs to know.
 """

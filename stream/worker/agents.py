@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
 from stream.engine.aggregation import Aggregation, batch_events
+from stream.engine.buckets import decode_bucket, encode_bucket
 from stream.engine.evaluator import RuleEvaluator
 from stream.engine.recovery import plan_recovery
 from stream.engine.rules import RuleSet
@@ -163,7 +164,7 @@ class WorkerAgents:
         buckets = {}
         for key, value in self.table.items():
             if value is not None:
-                buckets[int(key)] = orjson.loads(value) if isinstance(value, bytes | str) else value
+                buckets[int(key)] = decode_bucket(value)
         return buckets
 
     async def _batches_offsets(self) -> tuple[int, int]:
@@ -214,7 +215,7 @@ class WorkerAgents:
             async with self.evaluation:
                 for bucket in self.rewrite:  # table writes need the agent's context
                     if bucket in self.aggregation.buckets:
-                        self.table[str(bucket)] = orjson.dumps(self.aggregation.buckets[bucket])
+                        self.table[str(bucket)] = encode_bucket(self.aggregation.buckets[bucket])
                 self.rewrite = []
                 now = now_ms()
                 evaluator = self.evaluator
@@ -247,7 +248,7 @@ class WorkerAgents:
                 await self.breaches.publish(evaluator.drain(), offset)
                 await self.history.publish_changed(changed, self.aggregation.buckets)
                 for bucket, value in changed.items():
-                    self.table[str(bucket)] = orjson.dumps(value)
+                    self.table[str(bucket)] = encode_bucket(value)
             for raw_event, reason in rejects:
                 self.rejects.labels(reason).inc()
                 record = {
