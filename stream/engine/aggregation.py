@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from stream.engine.scope import parse_scope
 from stream.engine.totals import (
     FUTURE_MS,
     Largest,
@@ -31,13 +32,7 @@ from stream.engine.totals import (
 from stream.errors import Rejected
 from stream.schema import canonical_dicts
 
-Scope = tuple[str | None, str | None]
 _ZERO = (0, 0, 0, 0)
-
-
-def _scope_from_id(scope_id: str) -> Scope:
-    exchange, coin = scope_id.split("|")
-    return (None if exchange == "*" else exchange, None if coin == "*" else coin)
 
 
 def batch_events(value: bytes | None) -> tuple[list[dict[str, Any]], list[tuple[Any, Rejected]]]:
@@ -312,7 +307,7 @@ class Aggregation:
             if not non_empty and not self.published.get((scope_id, window)):
                 continue  # never reported, still empty: nothing to say
             self.published[(scope_id, window)] = non_empty
-            exchange, coin = _scope_from_id(scope_id)
+            exchange, coin = parse_scope(scope_id)
             largest = self.largest.get(scope_id, {}).get(window)
             record = totals_record(exchange, coin, window, now_ms, sums, largest)
             yield totals_key(exchange, coin, window), record
@@ -328,7 +323,7 @@ class Aggregation:
             scope_sums = self.sums[scope_id]
             if sum(scope_sums.get(longest, (0, 0, 0, 0))[2:]) == 0:
                 continue
-            exchange, coin = _scope_from_id(scope_id)
+            exchange, coin = parse_scope(scope_id)
             for window in windows:
                 sums = scope_sums.get(window, [0, 0, 0, 0])
                 largest = self.largest[scope_id].get(window)

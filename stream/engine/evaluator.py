@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from stream.engine import scope as scopes_text
 from stream.engine.rules import EACH, Rule, RuleSet
 
 SINGLE = "single_usd"
@@ -60,19 +61,21 @@ def scope_of_event(rule: Rule, exchange: str, coin: str) -> str | None:
     """The scope id (as the aggregation names it) in which `rule` sees this event, if any."""
     if rule.exchange not in (None, EACH, exchange) or rule.coin not in (None, EACH, coin):
         return None
-    return f"{'*' if rule.exchange is None else exchange}|{'*' if rule.coin is None else coin}"
+    return scopes_text.scope_id(
+        None if rule.exchange is None else exchange, None if rule.coin is None else coin
+    )
 
 
-def rule_matches(rule: Rule, scope_id: str) -> bool:
-    exchange, coin = scope_id.split("|")
+def rule_matches(rule: Rule, scope: str) -> bool:
+    exchange, coin = scopes_text.parse_scope(scope)
     return _part_matches(rule.exchange, exchange) and _part_matches(rule.coin, coin)
 
 
-def _part_matches(pattern: str | None, value: str) -> bool:
+def _part_matches(pattern: str | None, value: str | None) -> bool:
     if pattern is None:
-        return value == "*"
+        return value is None
     if pattern == EACH:
-        return value != "*"
+        return value is not None
     return value == pattern
 
 
@@ -97,16 +100,16 @@ def metric_value(metric: str, sums: list[int]) -> float | int | None:
 
 
 def breach_record(
-    rule: Rule, state: str, scope_id: str, value: Any, ts: int, event: dict[str, Any] | None
+    rule: Rule, state: str, scope: str, value: Any, ts: int, event: dict[str, Any] | None
 ) -> dict[str, Any]:
-    exchange, coin = scope_id.split("|")
+    exchange, coin = scopes_text.parse_scope(scope)
     record = {
         "rule": rule.name,
         "state": state,
         "metric": rule.metric,
         "window": rule.window,
-        "exchange": None if exchange == "*" else exchange,
-        "coin": None if coin == "*" else coin,
+        "exchange": exchange,
+        "coin": coin,
         "value": value,
         "threshold": rule.threshold,
         "ts": ts,
@@ -192,7 +195,7 @@ class RuleEvaluator:
         scope_ids: set[str] | None = None
         for rule in self.stateful:
             if rule.exchange != EACH and rule.coin != EACH:
-                scopes: Iterable[str] = [f"{rule.exchange or '*'}|{rule.coin or '*'}"]
+                scopes: Iterable[str] = [scopes_text.scope_id(rule.exchange, rule.coin)]
             else:
                 if scope_ids is None:
                     scope_ids = self.aggregation.scope_ids()
@@ -335,8 +338,7 @@ class RuleEvaluator:
         rule = self.by_name.get(record["rule"])
         if rule is None:
             return
-        scope_id = f"{record['exchange'] or '*'}|{record['coin'] or '*'}"
-        key = (rule.name, scope_id)
+        key = (rule.name, scopes_text.scope_id(record["exchange"], record["coin"]))
         state = self.states.setdefault(key, RuleState())
         if record["state"] == "breach":
             state.last_breach_ts = record["ts"]

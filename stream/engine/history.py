@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from stream.engine.scope import parse_scope
 from stream.engine.totals import totals_record
 
 HISTORY_MARK_KEY = "mark"  # in the worker's `history` table: {"closed_through": bucket}
@@ -59,18 +60,13 @@ def history_record(
     }
 
 
-def _scope(scope_id: str) -> tuple[str | None, str | None]:
-    exchange, coin = scope_id.split("|")
-    return (None if exchange == "*" else exchange, None if coin == "*" else coin)
-
-
 def bucket_records(
     bucket: int, value: Mapping[str, Any], resolution_ms: int
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(key, record) of every scope of one persisted bucket value ({"o", "s"})."""
     start_ms = bucket * resolution_ms
     for scope_id in sorted(value["s"]):
-        exchange, coin = _scope(scope_id)
+        exchange, coin = parse_scope(scope_id)
         record = history_record(exchange, coin, start_ms, resolution_ms, value["s"][scope_id])
         yield history_key(exchange, coin, start_ms), record
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from stream.engine.scope import scope_id
+
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
 
 # The largest event of a bucket or window, as stored in the table (JSON list):
@@ -37,7 +39,12 @@ def bigger(a: Largest, b: Largest) -> bool:
 @lru_cache(maxsize=65_536)
 def scopes_of(exchange: str, coin: str) -> tuple[str, str, str, str]:
     """The four scopes an event counts in: all, coin, exchange, exchange and coin."""
-    return ("*|*", f"*|{coin}", f"{exchange}|*", f"{exchange}|{coin}")
+    return (
+        scope_id(None, None),
+        scope_id(None, coin),
+        scope_id(exchange, None),
+        scope_id(exchange, coin),
+    )
 
 
 def totals_key(exchange: str | None, coin: str | None, window: str) -> str:

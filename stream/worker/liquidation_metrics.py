@@ -23,6 +23,8 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from stream.engine.scope import parse_scope
+
 TOP_COINS = 20
 MAX_COIN_LABELS = 2 * TOP_COINS
 RANK_INTERVAL_MS = 60_000
@@ -50,10 +52,11 @@ def top_coins(sums: Mapping[str, Mapping[str, list[int]]], window: str, n: int) 
     aggregation's window sums ({scope_id: {window: [long, short, long_n, short_n]}})."""
     ranked = []
     for scope_id, windows in sums.items():
-        if scope_id.startswith("*|") and scope_id != "*|*":
+        exchange, coin = parse_scope(scope_id)
+        if exchange is None and coin is not None:
             window_sums = windows.get(window)
             if window_sums and window_sums[2] + window_sums[3]:
-                ranked.append((-(window_sums[0] + window_sums[1]), scope_id[2:]))
+                ranked.append((-(window_sums[0] + window_sums[1]), coin))
     return [coin for _, coin in sorted(ranked)[:n]]
 
 
