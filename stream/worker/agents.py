@@ -33,14 +33,15 @@ from stream.engine.evaluator import RuleEvaluator
 from stream.engine.recovery import plan_recovery
 from stream.engine.rules import RuleSet
 from stream.errors import Rejected
-from stream.kafka import Topics, client_options
-from stream.worker.app import raw_table
+from stream.kafka import client_options
 from stream.worker.breaches import BreachKeeper
 from stream.worker.deadletter import dead_letter
 from stream.worker.health import Health
 from stream.worker.history_publisher import HistoryPublisher
 from stream.worker.liquidation_metrics import LiquidationCounters, applied_events
 from stream.worker.memory import freeze_long_lived
+from stream.worker.streams import declare_topics
+from stream.worker.tables import declare_tables
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,13 @@ class WorkerAgents:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app = app
         self.settings = settings
-        topics = Topics.with_prefix(settings.topic_prefix)
-        self.topics = topics
-        self.batches_topic = app.topic(
-            topics.batches, key_serializer="raw", value_serializer="raw", partitions=1
-        )
-        self.totals_topic = app.topic(topics.totals, key_serializer="raw", value_serializer="raw")
-        self.deadletter_topic = app.topic(
-            topics.deadletter, key_serializer="raw", value_serializer="raw"
-        )
-        self.table = raw_table(app, "buckets")
+        declared = declare_topics(app, settings.topic_prefix)
+        topics = self.topics = declared.names
+        self.batches_topic = declared.batches
+        self.totals_topic = declared.totals
+        self.deadletter_topic = declared.deadletter
+        tables = declare_tables(app)
+        self.table = tables.buckets
         self.aggregation = Aggregation(settings.windows_ms, settings.resolution_ms)
         self.evaluator = RuleEvaluator(RuleSet.empty(), self.aggregation)
         self.recovered = False
@@ -78,8 +76,12 @@ class WorkerAgents:
             ["reason"],
             registry=self.registry,
         )
-        self.breaches = BreachKeeper(app, settings, self.evaluator, topics.breaches, self.registry)
-        self.history = HistoryPublisher(app, topics.history, settings.resolution_ms, self.registry)
+        self.breaches = BreachKeeper(
+            app, settings, self.evaluator, topics.breaches, self.registry, tables.rule_states
+        )
+        self.history = HistoryPublisher(
+            app, topics.history, settings.resolution_ms, self.registry, tables.history
+        )
         self.liquidations = LiquidationCounters()  # Grafana's series: applied events, once
         self.registry.register(self.liquidations)
         self.evaluator.set_rules(self.breaches.load_initial_rules())

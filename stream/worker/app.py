@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import faust
-from faust.types import TableT
 
 from stream.config import Settings
 from stream.kafka import ssl_context
@@ -60,19 +59,4 @@ def create_app(settings: Settings) -> faust.App:
         web_graph_enabled=False,
         table_standby_replicas=1,
         stream_wait_empty=False,
-    )
-
-
-def raw_table(app: faust.App, name: str) -> TableT:
-    """A one-partition changelogged table of str keys and bytes values (we encode them).
-
-    `use_partitioner`: the timer deletes expired keys outside stream iteration."""
-    return app.Table(
-        name,
-        default=None,
-        partitions=1,
-        use_partitioner=True,
-        schema=faust.Schema(
-            key_type=str, value_type=bytes, key_serializer="raw", value_serializer="raw"
-        ),
     )

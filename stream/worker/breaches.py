@@ -26,6 +26,7 @@ from typing import Any
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer
+from faust.types import TableT
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
@@ -35,7 +36,6 @@ from stream.engine.rules import Rule, RuleSet
 from stream.errors import ConfigError
 from stream.kafka import client_options
 from stream.rules import load_rules
-from stream.worker.app import raw_table
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class BreachKeeper:
         evaluator: RuleEvaluator,
         topic: str,
         registry: CollectorRegistry,
+        table: TableT,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -69,7 +70,7 @@ class BreachKeeper:
         self.last_batch = -1
         self.history_unsaved = False
         self.redelivered_until = -1  # the last batch with records that will be evaluated again
-        self.table = raw_table(app, "rule_states")
+        self.table = table  # stream.worker.tables
         self.published = Counter(
             "liqstream_breaches_published",
             "Breach and recovery records published",

@@ -14,23 +14,28 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import TableT
 from prometheus_client import CollectorRegistry, Counter
 
 from stream.engine.history import HISTORY_MARK_KEY, HistoryClock, bucket_records
-from stream.worker.app import raw_table
 
 log = logging.getLogger(__name__)
 
 
 class HistoryPublisher:
     def __init__(
-        self, app: faust.App, topic: str, resolution_ms: int, registry: CollectorRegistry
+        self,
+        app: faust.App,
+        topic: str,
+        resolution_ms: int,
+        registry: CollectorRegistry,
+        table: TableT,
     ) -> None:
         self.app = app
         self.topic = topic
         self.resolution_ms = resolution_ms
         self.clock = HistoryClock(resolution_ms)
-        self.table = raw_table(app, "history")
+        self.table = table  # stream.worker.tables
         self.records = Counter(
             "liqstream_history_records",
             "History records published, by cause (closed, late)",
