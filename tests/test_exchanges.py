@@ -9,8 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from stream import exchanges, schema
 from stream.collectors import registry
+from stream.demo import session
 from stream.demo.session import FEED_WEIGHTS
 from stream.node_sources import hyperliquid
 
@@ -63,9 +66,28 @@ def test_node_sources_are_the_other_exchanges() -> None:
 
 
 def test_demo_weights_name_only_registered_feeds() -> None:
-    """A feed without a demo weight is simply left out of the demo; a weight of a feed that no
-    longer exists is a leftover."""
+    """A weight of a feed that no longer exists is a leftover."""
     assert set(FEED_WEIGHTS) <= set(registry.FEEDS)
+
+
+def test_a_feed_without_a_demo_weight_still_takes_part_in_the_demo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Adding a venue is its module, fixtures and a registry line: the demo gives a feed it has
+    no weight for the default one, and the quiet market keeps it alive."""
+    unweighted = {name: w for name, w in FEED_WEIGHTS.items() if name != "poloniex"}
+    caches = (session.feed_weights, session.background, session.cascade)
+    for cached in caches:
+        cached.cache_clear()
+    monkeypatch.setattr(session, "FEED_WEIGHTS", unweighted)
+    try:
+        assert session.feed_weights()["poloniex"] == session.DEFAULT_FEED_WEIGHT
+        assert set(session.feed_weights()) == set(registry.FEEDS)
+        assert any(order.feed == "poloniex" for order in session.background())
+    finally:
+        monkeypatch.undo()
+        for cached in caches:
+            cached.cache_clear()
 
 
 def test_event_docs_list_every_collector_exchange() -> None:

@@ -56,6 +56,21 @@ FEED_WEIGHTS: Mapping[str, float] = {
     "zoomex-linear": 3,
     "zoomex-inverse": 2,
 }
+# A feed not weighted above (a venue just added to the registry) still takes part in the demo.
+DEFAULT_FEED_WEIGHT = 2.0
+
+
+@functools.cache
+def feed_weights() -> Mapping[str, float]:
+    """Every registered feed's weight: `FEED_WEIGHTS`, then `DEFAULT_FEED_WEIGHT` for the rest,
+    so adding a venue needs no line here (the listed feeds keep their order and so the seed's
+    session)."""
+    from stream.collectors.registry import FEEDS
+
+    extra = {name: DEFAULT_FEED_WEIGHT for name in FEEDS if name not in FEED_WEIGHTS}
+    return {**FEED_WEIGHTS, **extra}
+
+
 # Feeds of `liqstream collect-node` (a node's fills files): the largest perp DEX by open
 # interest, with the coins as its fills name them (kPEPE: thousands of PEPE).
 NODE_FEED_WEIGHTS: Mapping[str, float] = {"hyperliquid-node": 8}
@@ -190,7 +205,7 @@ def node_background(feed: str, seed: int = SEED) -> tuple[DemoOrder, ...]:
 
 def _node_share(feed: str) -> float:
     weight = NODE_FEED_WEIGHTS[feed]
-    return weight / (sum(FEED_WEIGHTS.values()) + weight)
+    return weight / (sum(feed_weights().values()) + weight)
 
 
 @functools.cache
@@ -199,8 +214,8 @@ def background(seed: int = SEED) -> tuple[DemoOrder, ...]:
     feed has at least two orders, so every venue stays visibly alive."""
     rng = random.Random(seed + 1)
     orders = []
-    total_weight = sum(FEED_WEIGHTS.values())
-    for feed, weight in FEED_WEIGHTS.items():
+    total_weight = sum(feed_weights().values())
+    for feed, weight in feed_weights().items():
         for _ in range(max(2, round(180 * weight / total_weight))):
             offset_ms = rng.randrange(BACKGROUND_MS)
             side = rng.choice(("long", "short"))
@@ -226,7 +241,7 @@ def feed_session(feed: str, seed: int = SEED) -> Iterator[DemoOrder]:
     """The orders of one feed, endless like `session` (empty for a feed not in the demo)."""
     if feed in NODE_FEED_WEIGHTS:
         yield from _looped(node_cascade(feed, seed), node_background(feed, seed))
-    elif feed in FEED_WEIGHTS:
+    elif feed in feed_weights():
         yield from (order for order in session(seed) if order.feed == feed)
 
 
@@ -243,8 +258,9 @@ def _order(
     coins = [coin for coin in COINS if feed is None or _has_coin(feed, coin)]
     coin = rng.choices(coins, [COINS[c].weight for c in coins])[0]
     if feed is None:
-        feeds = [name for name in FEED_WEIGHTS if _has_coin(name, coin)]
-        feed = rng.choices(feeds, [FEED_WEIGHTS[name] for name in feeds])[0]
+        weights = feed_weights()
+        feeds = [name for name in weights if _has_coin(name, coin)]
+        feed = rng.choices(feeds, [weights[name] for name in feeds])[0]
     listed = [i for i in instruments(feed).values() if i.coin == coin]
     # The first listed instrument of a coin is its main perpetual: it takes most of the flow.
     instrument = rng.choices(listed, [3] + [1] * (len(listed) - 1))[0]
