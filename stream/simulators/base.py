@@ -100,6 +100,25 @@ def text_pong(ping: str = "ping", pong: str = "pong") -> Callable[[str], list[st
     return reply
 
 
+def op_subscribe_echo(conn_id: str) -> Callable[[str], list[str]]:
+    """OKX v5 and Bitget v2 (which follows OKX's protocol): the text `ping` answered `pong`, a
+    `{"op": "subscribe", "args": [...]}` answered by an `event: subscribe` echo of each arg,
+    anything else unanswered."""
+
+    def reply(text: str) -> list[str]:
+        if text == "ping":
+            return ["pong"]
+        message = client_message(text)
+        if message is None or message.get("op") != "subscribe":
+            return []
+        return [
+            dumps({"event": "subscribe", "arg": arg, "connId": conn_id})
+            for arg in message.get("args", [])
+        ]
+
+    return reply
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

@@ -9,7 +9,7 @@ currency).
 from __future__ import annotations
 
 from stream.collectors.venue import Instrument
-from stream.simulators.base import Simulator, client_message, dumps
+from stream.simulators.base import Simulator, dumps, op_subscribe_echo
 
 TOPIC = "liquidation"
 PRODUCT_TYPES = {
@@ -20,16 +20,7 @@ PRODUCT_TYPES = {
 _WIRE_SIDE = {"long": "buy", "short": "sell"}
 
 
-def reply(text: str) -> list[str]:
-    if text == "ping":
-        return ["pong"]
-    message = client_message(text)
-    if message is None or message.get("op") != "subscribe":
-        return []
-    return [
-        dumps({"event": "subscribe", "arg": arg, "connId": "liqstream-fake"})
-        for arg in message.get("args", [])
-    ]
+reply = op_subscribe_echo("liqstream-fake")
 
 
 def render(

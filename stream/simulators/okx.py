@@ -8,21 +8,12 @@ frame: `details` of `bkPx`, `sz` in contracts, `side` of the forced order, `posS
 from __future__ import annotations
 
 from stream.collectors.venue import Instrument
-from stream.simulators.base import Simulator, client_message, contracts, dumps
+from stream.simulators.base import Simulator, contracts, dumps, op_subscribe_echo
 
 CHANNEL = "liquidation-orders"
 
 
-def reply(text: str) -> list[str]:
-    if text == "ping":
-        return ["pong"]
-    message = client_message(text)
-    if message is None or message.get("op") != "subscribe":
-        return []
-    return [
-        dumps({"event": "subscribe", "arg": arg, "connId": "fake"})
-        for arg in message.get("args", [])
-    ]
+reply = op_subscribe_echo("fake")
 
 
 def render(
