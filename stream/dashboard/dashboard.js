@@ -201,7 +201,7 @@ function follow() {
 const RANGES = { "1h": [3600e3, "1m"], "6h": [6 * 3600e3, "5m"], "24h": [86400e3, "5m"],
   "2d": [2 * 86400e3, "15m"], "7d": [7 * 86400e3, "1h"], "30d": [30 * 86400e3, "4h"] };
 const INTERVALS = [["1m", 60e3], ["5m", 300e3], ["15m", 900e3], ["1h", 3600e3], ["4h", 4 * 3600e3], ["1d", 86400e3]];
-const chart = { exchange: null, coin: null, range: "24h", from: null, to: null, data: null };
+const chart = { exchange: null, coin: null, range: "24h", from: null, to: null, data: null, retry: undefined };
 const SVG = "http://www.w3.org/2000/svg";
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -231,6 +231,13 @@ async function loadChart() {
   // Finer than 1h is kept for a shorter horizon than the retention: older ranges come hourly.
   if (response.status === 400 && !["1h", "4h", "1d"].includes(interval)) response = await fetch(historyQuery("1h"));
   const info = document.getElementById("chart-info");
+  if (response.status === 503) { // the view is still reading history: ask again when it says
+    const seconds = Number(response.headers.get("Retry-After")) || 2;
+    info.textContent = "history is loading…";
+    clearTimeout(chart.retry);
+    chart.retry = setTimeout(reloadChart, seconds * 1000);
+    return;
+  }
   if (!response.ok) {
     info.textContent = ((await response.json().catch(() => ({}))).error) || "history: " + response.status;
     return;

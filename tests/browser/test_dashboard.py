@@ -508,3 +508,33 @@ async def test_chart_shows_a_clicked_coins_bars_and_follows_live(
             lambda: driver.find_element("css selector", "#ranges button[data-range='24h']").click()
         )
         await chart_equals_api(driver, session, api, exchange, None, on_exchange)
+
+        # while the view is still reading the history topic /api/history answers 503 with
+        # Retry-After: the chart says so and asks again by itself, without a stream record
+        await asyncio.to_thread(driver.execute_script, HISTORY_LOADING_ONCE)
+        await asyncio.to_thread(
+            lambda: driver.find_element("css selector", "#ranges button[data-range='24h']").click()
+        )
+        await text_becomes(driver, "chart-info", "history is loading…", timeout_s=30)
+        async with asyncio.timeout(30):
+            while await asyncio.to_thread(driver.execute_script, ASKED_AGAIN_AND_DRAWN) is not True:
+                await asyncio.sleep(0.2)
+        await chart_equals_api(driver, session, api, exchange, None, on_exchange)
+
+
+# The next /api/history request answers as a view still loading history does (503, Retry-After).
+HISTORY_LOADING_ONCE = """
+  const real = window.fetch;
+  window.historyAsked = 0;
+  window.fetch = (url, ...rest) => {
+    if (String(url).startsWith("/api/history") && window.historyAsked++ === 0) {
+      const body = JSON.stringify({error: "history is loading", loading: true});
+      return Promise.resolve(new Response(body, {status: 503, headers: {"Retry-After": "3"}}));
+    }
+    return real(url, ...rest);
+  };
+"""
+ASKED_AGAIN_AND_DRAWN = """
+  return window.historyAsked >= 2
+    && document.getElementById("chart-info").textContent !== "history is loading…";
+"""
