@@ -36,6 +36,7 @@ from aiokafka.structs import ConsumerRecord
 from bench.synthetic import EXCHANGES, linear_event
 from stream.config import Settings, load_settings
 from stream.engine.aggregation import Aggregation
+from stream.engine.buckets import decode_bucket
 from stream.kafka import Topics, client_options
 from stream.localkafka import free_port
 from stream.schema import LiquidationEvent
@@ -318,7 +319,7 @@ async def phases(prefix: str, bootstrap: str) -> dict[str, dict[str, float]]:
     n = await read_topic(settings, changelog, lambda r: raw.__setitem__(r.key or b"", r.value))
     end("buckets_changelog_read", records=n)
     begin()
-    buckets = {int(orjson.loads(k)): orjson.loads(v) for k, v in raw.items() if v is not None}
+    buckets = {int(orjson.loads(k)): decode_bucket(v) for k, v in raw.items() if v is not None}
     raw.clear()
     end("buckets_decode", buckets=len(buckets))
     begin()
