@@ -107,16 +107,20 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def totals_end(settings: Settings) -> dict[TopicPartition, int]:
-    """The end offset of every partition of the totals topic."""
-    topic = Topics.with_prefix(settings.topic_prefix).totals
+async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def totals_end(settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of every partition of the totals topic."""
+    topic = Topics.with_prefix(settings.topic_prefix).totals
+    tps = await topic_partitions(settings, topic)
     consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
@@ -264,13 +268,7 @@ async def read_topic(
     settings: Settings, topic: str, take: Callable[[ConsumerRecord[bytes, bytes]], None]
 ) -> int:
     """Every record of `topic` (committed ones) to `take`; how many."""
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    tps = await topic_partitions(settings, topic)
     consumer = AIOKafkaConsumer(
         **client_options(settings), enable_auto_commit=False, isolation_level="read_committed"
     )
