@@ -30,10 +30,17 @@ from typing import Any
 
 import orjson
 
-from stream.collectors.parsing import amounts, choose, load_object, parse_items, reject
+from stream.collectors.parsing import (
+    amounts,
+    choose,
+    load_object,
+    parse_items,
+    reject,
+    sized_event,
+)
 from stream.collectors.venue import Feed, Instrument, Instruments, Parsed
 from stream.errors import Rejected
-from stream.schema import LiquidationEvent, make_event
+from stream.schema import LiquidationEvent
 from stream.symbols import canonical_coin
 
 EXCHANGE = "bitget"
@@ -82,16 +89,11 @@ def _event(
     wire_price = _number(item["price"])
     amount_quote = _number(item["amount"])  # quote currency (USDT, USDC or USD), not coins
     value = amounts(instrument, None, wire_price, notional_usd=amount_quote)
-    return make_event(
+    return sized_event(
         exchange=EXCHANGE,
-        symbol=symbol,
-        coin=instrument.coin,
-        quote=instrument.quote,
-        contract_type=instrument.contract_type,
+        instrument=instrument,
         side=_POSITION_SIDE.get(str(item.get("side")), ""),
-        price=value.price,
-        quantity=value.quantity,
-        notional_usd=value.notional_usd,
+        value=value,
         ts=_ts(item.get("ts")),
         received_ts=received_ts,
     )
