@@ -22,7 +22,9 @@ import orjson
 from stream.engine.scope import parse_scope
 from stream.engine.totals import (
     FUTURE_MS,
+    ZERO_SUMS,
     Largest,
+    Sums,
     bigger,
     largest_of,
     scopes_of,
@@ -32,7 +34,7 @@ from stream.engine.totals import (
 from stream.errors import Rejected
 from stream.schema import canonical_dicts
 
-_ZERO = (0, 0, 0, 0)
+_ZERO = ZERO_SUMS
 
 
 def batch_events(value: bytes | None) -> tuple[list[dict[str, Any]], list[tuple[Any, Rejected]]]:
@@ -181,9 +183,9 @@ class Aggregation:
                 if current is None or bigger(candidate, current):
                     agg[4] = candidate
 
-    def window_sums(self, scope_id: str, window: str) -> list[int]:
-        """[long, short, long_n, short_n] of a window right now, events since the tick
-        included (what a rule sees after each event)."""
+    def window_sums(self, scope_id: str, window: str) -> Sums:
+        """A window's sums right now, events since the tick included (what a rule sees after
+        each event)."""
         scope_sums = self.sums.get(scope_id)
         long, short, long_n, short_n = scope_sums.get(window, _ZERO) if scope_sums else _ZERO
         current = self.current
@@ -199,7 +201,7 @@ class Aggregation:
                         short += agg[1] - base[1]
                         long_n += agg[2] - base[2]
                         short_n += agg[3] - base[3]
-        return [long, short, long_n, short_n]
+        return Sums(long, short, long_n, short_n)
 
     def scope_ids(self) -> set[str]:
         """Every scope with sums, or with events waiting for the next tick."""
@@ -309,7 +311,7 @@ class Aggregation:
             self.published[(scope_id, window)] = non_empty
             exchange, coin = parse_scope(scope_id)
             largest = self.largest.get(scope_id, {}).get(window)
-            record = totals_record(exchange, coin, window, now_ms, sums, largest)
+            record = totals_record(exchange, coin, window, now_ms, Sums(*sums), largest)
             yield totals_key(exchange, coin, window), record
 
     def snapshot(self, now_ms: int) -> list[dict[str, Any]]:
@@ -327,5 +329,5 @@ class Aggregation:
             for window in windows:
                 sums = scope_sums.get(window, [0, 0, 0, 0])
                 largest = self.largest[scope_id].get(window)
-                records.append(totals_record(exchange, coin, window, now_ms, sums, largest))
+                records.append(totals_record(exchange, coin, window, now_ms, Sums(*sums), largest))
         return records

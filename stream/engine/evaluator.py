@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from stream.engine import scope as scopes_text
 from stream.engine.rules import EACH, Rule, RuleSet
+from stream.engine.totals import Sums
 
 SINGLE = "single_usd"
 # Metrics an added event can only raise: while an `above` rule on one of them is breached, an
@@ -34,8 +35,8 @@ class WindowReader(Protocol):
     resolution_ms: int
     longest_window: str
 
-    def window_sums(self, scope_id: str, window: str) -> list[int]:
-        """[long_micro_usd, short_micro_usd, long_count, short_count] of a window now."""
+    def window_sums(self, scope_id: str, window: str) -> Sums:
+        """A window's sums now."""
         ...
 
     def window_buckets(self, window: str) -> int: ...
@@ -79,23 +80,18 @@ def _part_matches(pattern: str | None, value: str | None) -> bool:
     return value == pattern
 
 
-def _count(sums: list[int]) -> int:
-    return sums[2] + sums[3]
-
-
-def metric_value(metric: str, sums: list[int]) -> float | int | None:
-    long_micros, short_micros, long_count, short_count = sums
+def metric_value(metric: str, sums: Sums) -> float | int | None:
     if metric == "total_usd":
-        return (long_micros + short_micros) / 1_000_000
+        return sums.total_micros / 1_000_000
     if metric == "long_usd":
-        return long_micros / 1_000_000
+        return sums.long_micros / 1_000_000
     if metric == "short_usd":
-        return short_micros / 1_000_000
+        return sums.short_micros / 1_000_000
     if metric == "count":
-        return long_count + short_count
+        return sums.total_count
     if metric == "long_share":
-        total = long_micros + short_micros
-        return long_micros / total if total else None
+        total = sums.total_micros
+        return sums.long_micros / total if total else None
     raise ValueError(f"{metric} is not a window metric")
 
 
@@ -208,7 +204,7 @@ class RuleEvaluator:
                 live = {
                     s
                     for s in scope_ids
-                    if rule_matches(rule, s) and _count(self.aggregation.window_sums(s, window))
+                    if rule_matches(rule, s) and self.aggregation.window_sums(s, window).total_count
                 }
                 scopes = sorted(live | set(breached_scopes.get(rule.name, ())))
             for scope_id in scopes:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from stream.engine.scope import parse_scope
-from stream.engine.totals import totals_record
+from stream.engine.totals import Sums, totals_record
 
 HISTORY_MARK_KEY = "mark"  # in the worker's `history` table: {"closed_through": bucket}
 
@@ -39,10 +39,9 @@ def history_record(
 
     USD as the totals give it (micro-dollars converted once) plus the exact integers, which
     is what a reader sums over longer intervals."""
-    long_micros, short_micros, long_count, short_count, largest = agg
-    totals = totals_record(
-        exchange, coin, "", start_ms, [long_micros, short_micros, long_count, short_count], largest
-    )
+    *counts, largest = agg
+    sums = Sums(*counts)
+    totals = totals_record(exchange, coin, "", start_ms, sums, largest)
     return {
         "exchange": exchange,
         "coin": coin,
@@ -51,8 +50,8 @@ def history_record(
         "long_usd": totals["long_usd"],
         "short_usd": totals["short_usd"],
         "total_usd": totals["total_usd"],
-        "long_micro_usd": int(long_micros),
-        "short_micro_usd": int(short_micros),
+        "long_micro_usd": int(sums.long_micros),
+        "short_micro_usd": int(sums.short_micros),
         "count": totals["count"],
         "long_count": totals["long_count"],
         "short_count": totals["short_count"],

@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from stream.engine.scope import scope_id
 
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
+
+
+class Sums(NamedTuple):
+    """A window's (or bucket's) sums as they travel between the engine, the rules and the
+    records: USD in integer micro-dollars (exact), counts per position side. Stored bucket
+    entries keep these four first, positionally, then the largest order (stream.engine.buckets)."""
+
+    long_micros: int
+    short_micros: int
+    long_count: int
+    short_count: int
+
+    @property
+    def total_count(self) -> int:
+        return self.long_count + self.short_count
+
+    @property
+    def total_micros(self) -> int:
+        return self.long_micros + self.short_micros
+
+
+ZERO_SUMS = Sums(0, 0, 0, 0)
 
 # The largest event of a bucket or window, as stored in the table (JSON list):
 # [notional_usd, ts, id, exchange, symbol, side, price, quantity]
@@ -56,10 +78,9 @@ def totals_record(
     coin: str | None,
     window: str,
     as_of_ms: int,
-    sums: list[int],
+    sums: Sums,
     largest: Largest | None,
 ) -> dict[str, Any]:
-    """`sums` = [long_micro_usd, short_micro_usd, long_count, short_count]."""
     long_micros, short_micros, long_count, short_count = sums
     return {
         "exchange": exchange,

@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.engine.scope import parse_scope
+from stream.engine.totals import ZERO_SUMS, Sums
 
 TOP_COINS = 20
 MAX_COIN_LABELS = 2 * TOP_COINS
@@ -54,9 +55,9 @@ def top_coins(sums: Mapping[str, Mapping[str, list[int]]], window: str, n: int) 
     for scope_id, windows in sums.items():
         exchange, coin = parse_scope(scope_id)
         if exchange is None and coin is not None:
-            window_sums = windows.get(window)
-            if window_sums and window_sums[2] + window_sums[3]:
-                ranked.append((-(window_sums[0] + window_sums[1]), coin))
+            in_window = Sums(*windows.get(window, ZERO_SUMS))
+            if in_window.total_count:
+                ranked.append((-in_window.total_micros, coin))
     return [coin for _, coin in sorted(ranked)[:n]]
 
 
