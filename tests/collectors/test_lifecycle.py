@@ -40,7 +40,7 @@ from stream.fake_rest import (
     synthetic_bases,
 )
 from stream.simulators import simulator_for
-from tests.collectors.test_shells import TOPICS, RecordingPublisher
+from tests.collectors.test_shells import TOPICS, RecordingPublisher, run_collector
 
 SEQ = itertools.count(1)
 HTX_FUTURES = HTX[2]
@@ -111,18 +111,8 @@ async def test_every_listed_instrument_live_then_listing_changes(
         return render(instrument, "long", 2.0, 0.5, 1_762_290_000_000, next(SEQ))
 
     fake = FakeExchange(feed, [], frame_on_subscribe=one_liquidation)
-    publisher = RecordingPublisher()
-    metrics = CollectorMetrics()
-    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
-    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
-    task = asyncio.create_task(connection.run())
-
-    def live() -> set[str]:
-        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
-
-    def coverage() -> dict:
-        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
-        return records[-1] if records else {}
+    collector = await run_collector(feed, book, fake)
+    live, coverage, metrics = collector.live, collector.coverage, collector.metrics
 
     try:
         await until(lambda: set(rest_symbols(rest, feed)) <= live(), "every listed symbol live")
@@ -152,8 +142,7 @@ async def test_every_listed_instrument_live_then_listing_changes(
         assert coverage()["instruments_listed"] == count
         assert gone not in book.symbols() and gone in book  # rules kept for late frames
     finally:
-        connection.stop.set()
-        await task
+        await collector.stop()
         await fake.stop()
         await rest.stop()
 
@@ -244,18 +233,8 @@ async def test_htx_futures_follow_the_listing_one_topic_per_coin(tmp_path: Path)
         return orjson.dumps({"op": "notify", "topic": topic, "ts": 1, "data": items}).decode()
 
     fake = FakeExchange(feed, [], unknown_topics={refused}, frame_on_subscribe=every_contract_of)
-    publisher = RecordingPublisher()
-    metrics = CollectorMetrics()
-    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
-    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
-    task = asyncio.create_task(connection.run())
-
-    def live() -> set[str]:
-        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
-
-    def coverage() -> dict:
-        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
-        return records[-1] if records else {}
+    collector = await run_collector(feed, book, fake)
+    live, coverage, metrics = collector.live, collector.coverage, collector.metrics
 
     def listed() -> set[str]:
         return {row["contract_code"] for row in rest.htx_futures if row["symbol"] != "NOPE"}
@@ -286,7 +265,6 @@ async def test_htx_futures_follow_the_listing_one_topic_per_coin(tmp_path: Path)
         await until(lambda: coverage().get("instruments_subscribed") == 36, "coverage after")
         assert coverage()["instruments_listed"] == 39
     finally:
-        connection.stop.set()
-        await task
+        await collector.stop()
         await fake.stop()
         await rest.stop()

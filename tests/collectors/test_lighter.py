@@ -11,17 +11,14 @@ import pytest
 from aiohttp import web
 
 from stream.collectors import lighter
-from stream.collectors.connection import FeedConnection
 from stream.collectors.instruments import InstrumentBook, bundled_snapshot
-from stream.collectors.metrics import CollectorMetrics
-from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.registry import FEEDS as REGISTERED
 from stream.collectors.subscriptions import assign, batches
 from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
 from stream.simulators import simulator_for
 from stream.simulators.lighter import FakeSession
-from tests.collectors.test_shells import TOPICS, RecordingPublisher
+from tests.collectors.test_shells import run_collector
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = lighter.FEEDS
@@ -296,17 +293,8 @@ async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_onl
         )
 
     fake = FakeExchange(FEED, [], unknown_topics={"trade/7"}, frame_on_subscribe=one_liquidation)
-    publisher = RecordingPublisher()
-    pipeline = FeedPipeline(FEED, book, publisher, TOPICS, CollectorMetrics())  # type: ignore[arg-type]
-    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
-    task = asyncio.create_task(connection.run())
-
-    def live() -> set[str]:
-        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
-
-    def coverage() -> dict:
-        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
-        return records[-1] if records else {}
+    collector = await run_collector(FEED, book, fake)
+    live, coverage = collector.live, collector.coverage
 
     try:
         wanted = {f"C{n}:{n}" for n in range(150)} - {"C7:7"}
@@ -320,8 +308,7 @@ async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_onl
         ]
         assert coverage()["instruments_listed"] == 150
     finally:
-        connection.stop.set()
-        await task
+        await collector.stop()
         await fake.stop()
         await runner.cleanup()
 

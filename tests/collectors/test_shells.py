@@ -53,6 +53,37 @@ def pipeline_for(
     return FeedPipeline(feed, book, publisher, TOPICS, CollectorMetrics()), publisher  # type: ignore[arg-type]
 
 
+@dataclasses.dataclass
+class RunningCollector:
+    """A collector's connection to a fake exchange, publishing into a RecordingPublisher."""
+
+    connection: FeedConnection
+    task: asyncio.Task[None]
+    publisher: RecordingPublisher
+    metrics: CollectorMetrics
+
+    def live(self) -> set[str]:
+        """The symbols with a liquidation published so far."""
+        return {event["symbol"] for event in self.publisher.values(TOPICS.liquidations)}
+
+    def coverage(self) -> dict:
+        """The last coverage status record ({} before the first)."""
+        records = [s for s in self.publisher.values(TOPICS.status) if s["state"] == "coverage"]
+        return records[-1] if records else {}
+
+    async def stop(self) -> None:
+        self.connection.stop.set()
+        await self.task
+
+
+async def run_collector(feed: Feed, book: InstrumentBook, fake: FakeExchange) -> RunningCollector:
+    """Start `fake` and a collector connection of `feed` to it."""
+    publisher, metrics = RecordingPublisher(), CollectorMetrics()
+    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
+    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
+    return RunningCollector(connection, asyncio.create_task(connection.run()), publisher, metrics)
+
+
 async def run_for(connection: FeedConnection, seconds: float) -> None:
     task = asyncio.create_task(connection.run())
     await asyncio.sleep(seconds)

@@ -18,14 +18,11 @@ import pytest
 from aiohttp import web
 
 from stream.collectors import zoomex
-from stream.collectors.connection import FeedConnection
 from stream.collectors.instruments import InstrumentBook
-from stream.collectors.metrics import CollectorMetrics
-from stream.collectors.pipeline import FeedPipeline
 from stream.collectors.venue import Feed
 from stream.fake_exchange import FakeExchange
 from stream.fake_rest import bybit_row, synthetic_bases
-from tests.collectors.test_shells import TOPICS, RecordingPublisher
+from tests.collectors.test_shells import TOPICS, run_collector
 
 LINEAR, INVERSE = zoomex.FEEDS
 REST_PATH = "/cloud/trade/v3/market/instruments-info"
@@ -136,18 +133,8 @@ async def test_every_listed_symbol_live_then_listing_changes(
         return documented_frame(topic, symbol, next(seq)) if symbol in book else None
 
     fake = FakeExchange(feed, [], frame_on_subscribe=one_liquidation)
-    publisher = RecordingPublisher()
-    metrics = CollectorMetrics()
-    pipeline = FeedPipeline(feed, book, publisher, TOPICS, metrics)  # type: ignore[arg-type]
-    connection = FeedConnection(pipeline, await fake.start(), max_backoff_s=0.2)
-    task = asyncio.create_task(connection.run())
-
-    def live() -> set[str]:
-        return {event["symbol"] for event in publisher.values(TOPICS.liquidations)}
-
-    def coverage() -> dict:
-        records = [s for s in publisher.values(TOPICS.status) if s["state"] == "coverage"]
-        return records[-1] if records else {}
+    collector = await run_collector(feed, book, fake)
+    live, coverage = collector.live, collector.coverage
 
     listed = {row["symbol"] for row in rest.rows[category]}
     try:
@@ -161,7 +148,8 @@ async def test_every_listed_symbol_live_then_listing_changes(
             lambda: coverage().get("instruments_subscribed") == count, "coverage: all subscribed"
         )
         assert coverage()["instruments_listed"] == count and coverage()["rejected"] == []
-        events = [e for e in publisher.values(TOPICS.liquidations) if e["symbol"] in listed]
+        published = collector.publisher.values(TOPICS.liquidations)
+        events = [e for e in published if e["symbol"] in listed]
         for event in events:  # Buy = a long died; linear 0.5 coins, inverse 0.5 USD
             assert (event["exchange"], event["side"]) == ("zoomex", "long")
             assert event["notional_usd"] == pytest.approx(1.0 if category == "linear" else 0.5)
@@ -183,7 +171,6 @@ async def test_every_listed_symbol_live_then_listing_changes(
         )
         assert gone not in book.symbols() and gone in book  # rules kept for late frames
     finally:
-        connection.stop.set()
-        await task
+        await collector.stop()
         await fake.stop()
         await rest.stop()
