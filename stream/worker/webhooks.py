@@ -5,7 +5,8 @@ endpoint never holds up the aggregation nor the other URLs, several workers shar
 and a restart resumes where that URL's last delivered record was committed (at least once).
 Each URL gets its retries with exponential backoff (stamina); a record that still fails is
 counted, logged and skipped.
-URLs often carry tokens (Slack, Discord hooks), so only their scheme and host are logged.
+URLs often carry tokens (Slack, Discord hooks), so only their scheme and host are logged, and
+the counters name a URL by its position in `LIQSTREAM_WEBHOOK_URLS` (label `webhook`, from 1).
 """
 
 from __future__ import annotations
@@ -53,13 +54,20 @@ class WebhookSink:
         self.wait_initial_s = wait_initial_s
         self.ready = asyncio.Event()  # partitions assigned: records from now on are posted
         self.delivered = Counter(
-            "liqstream_webhook_delivered", "Breach records POSTed to a webhook", registry=registry
+            "liqstream_webhook_delivered",
+            "Breach records POSTed to a webhook",
+            ["webhook"],
+            registry=registry,
         )
         self.failures = Counter(
             "liqstream_webhook_failures",
             "Breach records a webhook did not take after every retry",
+            ["webhook"],
             registry=registry,
         )
+        for position in range(1, len(self.urls) + 1):  # every series exists from the start
+            self.delivered.labels(str(position))
+            self.failures.labels(str(position))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop`; then posts in flight are abandoned (not committed, so they
@@ -118,6 +126,7 @@ class WebhookSink:
             await consumer.stop()
 
     async def _post(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
+        webhook = str(self.urls.index(url) + 1)
         try:
             async for attempt in stamina.retry_context(
                 on=(aiohttp.ClientError, asyncio.TimeoutError, RetryableStatus),
@@ -134,7 +143,7 @@ class WebhookSink:
                             raise RetryableStatus(f"HTTP {response.status}")
                         if response.status >= 400:  # the endpoint refuses it: no retry
                             raise ValueError(f"HTTP {response.status}")
-            self.delivered.inc()
+            self.delivered.labels(webhook).inc()
         except Exception as exc:
-            self.failures.inc()
+            self.failures.labels(webhook).inc()
             log.warning("webhook %s did not take a breach record: %s", redacted(url), exc)
