@@ -4,6 +4,7 @@ test names whatever else was forgotten)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -95,3 +96,34 @@ def test_event_docs_list_every_collector_exchange() -> None:
     row = next(line for line in text.splitlines() if line.startswith("| `exchange` |"))
     listed = set(re.findall(r"`([a-z0-9]+)`", row.split("|")[3]))
     assert set(registry.VENUE_IDS) <= listed, set(registry.VENUE_IDS) - listed
+
+
+def test_only_the_shells_that_need_venue_facts_import_the_registry() -> None:
+    """The worker, the engine and the rules know exchanges only as ids on events: the registry
+    is read by the CLI, the schema's id list, the view's coverage notes and the demo."""
+    package = Path(__file__).resolve().parent.parent / "stream"
+    importers = set()
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        if module.startswith("stream.collectors") or module.startswith("stream.simulators"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            imported = [n for n in names if n.startswith("stream.collectors")]
+            if isinstance(node, ast.ImportFrom) and node.module == "stream.collectors":
+                imported += [f"stream.collectors.{alias.name}" for alias in node.names]
+            if "stream.collectors.registry" in imported:
+                importers.add(module)
+    assert importers == {
+        "stream.cli",
+        "stream.exchanges",
+        "stream.view.server",
+        "stream.demo.session",
+    }

@@ -27,11 +27,14 @@ from stream.view.state import GlobalView
 log = logging.getLogger(__name__)
 
 
-def build_feeder(settings: Settings) -> ViewFeeder:
-    """The view of the configured windows and known feeds, and its feeder (not started)."""
+def build_feeder(settings: Settings, *, history: bool = True) -> ViewFeeder:
+    """The view of the configured windows and known feeds, and its feeder (not started).
+
+    The one place the serving side reads the venue registry: what each feed's coverage can
+    promise (`lower_bound`, notes) is a fact of its venue module."""
     windows = tuple(sorted(settings.windows_ms, key=settings.windows_ms.__getitem__))
     feeds = {name: (feed.exchange, feed.lower_bound, feed.notes) for name, feed in FEEDS.items()}
-    return ViewFeeder(settings, GlobalView(windows, feeds))
+    return ViewFeeder(settings, GlobalView(windows, feeds), history=history)
 
 
 class FeederCounters(Collector):

@@ -14,11 +14,9 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from stream.collectors.registry import FEEDS
 from stream.config import Settings
 from stream.logs import TEXT_FORMAT, JsonFormatter, default_format
-from stream.view.consumer import ViewFeeder
-from stream.view.state import GlobalView
+from stream.view.server import build_feeder
 from stream.worker.agents import WorkerAgents
 from stream.worker.app import create_app
 from stream.worker.batcher import Batcher
@@ -70,10 +68,8 @@ def build_worker(settings: Settings) -> tuple[faust.App, WorkerAgents]:
     # before anything declares a topic: the conductor takes the app's transport then
     app.transport = ReadCommittedTransport(app.conf.broker_consumer, app)
     agents = WorkerAgents(app, settings)
-    windows = tuple(sorted(settings.windows_ms, key=settings.windows_ms.__getitem__))
-    feeds = {name: (feed.exchange, feed.lower_bound, feed.notes) for name, feed in FEEDS.items()}
     # without the API here, the history (the bulk of the view) would serve nobody
-    feeder = ViewFeeder(settings, GlobalView(windows, feeds), history=settings.worker_api)
+    feeder = build_feeder(settings, history=settings.worker_api)
     register_web(app, agents, feeder)
 
     @app.task
