@@ -16,6 +16,7 @@ import tracemalloc
 from typing import Any
 
 from stream.engine.history import history_record
+from stream.engine.totals import Largest, ScopeSums
 from stream.view.history import HistoryStore
 
 MINUTE_MS = 60_000
@@ -34,7 +35,7 @@ def _records(scopes: int, days: int, start_ms: int, seed: int) -> list[dict[str,
         for minute in range(days * 1_440):
             start = start_ms + minute * MINUTE_MS
             notional = rng.lognormvariate(8.5, 1.6)
-            largest = [
+            largest = Largest(
                 round(notional, 6),
                 start + rng.randrange(MINUTE_MS),
                 f"{exchange}-{rng.getrandbits(48):x}",
@@ -43,12 +44,12 @@ def _records(scopes: int, days: int, start_ms: int, seed: int) -> list[dict[str,
                 "long" if rng.random() < 0.6 else "short",
                 rng.uniform(0.5, 100_000.0),
                 rng.uniform(0.001, 1_000.0),
-            ]
+            )
             long_micros = rng.randrange(10**12)
             short_micros = rng.randrange(10**12)
-            counts = [rng.randrange(1, 300), rng.randrange(0, 300)]
-            agg = [long_micros, short_micros, *counts, largest]
-            records.append(history_record(exchange, coin_scope, start, MINUTE_MS, agg))
+            long_count, short_count = rng.randrange(1, 300), rng.randrange(0, 300)
+            entry = ScopeSums(long_micros, short_micros, long_count, short_count, largest)
+            records.append(history_record(exchange, coin_scope, start, MINUTE_MS, entry))
     return records
 
 

@@ -7,7 +7,8 @@ no Kafka, Faust or HTTP library (tests/engine/test_boundaries.py fails if it doe
 here is a function of its inputs, so it is tested without a broker.
 
 Modules:
-- `totals`: totals records (docs/windows.md) and the largest-order tie-break;
+- `totals`: totals records (docs/windows.md), the named sums (`Sums`, `ScopeSums`, `Largest`)
+  and the largest-order tie-break;
 - `aggregation`: bucketed sums per scope, window sums brought up to date per tick;
 - `buckets`: the stored form of a bucket value, versioned (older values migrate on load);
 - `recovery`: the exactly-once recovery protocol as one plan the worker carries out;

@@ -1,8 +1,9 @@
 """Bucketed rolling totals in the form the worker persists: one value per time bucket.
 
-Pure (no Faust, no Kafka). A bucket value holds, for every scope with events in that bucket,
-[long_micro_usd, short_micro_usd, long_count, short_count, largest] plus the offset `o` of
-the last batch applied to it, which makes re-applying a redelivered batch a no-op per bucket.
+Pure (no Faust, no Kafka). A bucket value (stream.engine.buckets.BucketValue) holds, for every
+scope with events in that bucket, its `ScopeSums` (long and short micro-dollars and counts, the
+largest order) plus the offset of the last batch applied to it, which makes re-applying a
+redelivered batch a no-op per bucket.
 
 Per event the cost is four bucket updates (one per scope), whatever the number and length of
 windows. Window sums are brought up to date once per publish tick: the deltas of the buckets
@@ -19,11 +20,13 @@ from typing import Any
 
 import orjson
 
+from stream.engine.buckets import BucketValue
 from stream.engine.scope import parse_scope
 from stream.engine.totals import (
     FUTURE_MS,
     ZERO_SUMS,
     Largest,
+    ScopeSums,
     Sums,
     bigger,
     largest_of,
@@ -70,12 +73,11 @@ class Aggregation:
         self.longest_window = max(self.reported, key=self.reported.__getitem__)
         self.windows = dict(self.reported)
         self._add_private(private_windows_ms or {})
-        self.buckets: dict[int, dict[str, Any]] = {}
-        # window sums per scope: {scope_id: {window: [long, short, long_n, short_n]}}
-        self.sums: dict[str, dict[str, list[int]]] = {}
-        self.largest: dict[str, dict[str, Largest | None]] = {}
+        self.buckets: dict[int, BucketValue] = {}
+        # window sums and largest order per scope: {scope_id: {window: ScopeSums}}
+        self.sums: dict[str, dict[str, ScopeSums]] = {}
         # bucket -> its sums when first touched since the last tick (the tick adds the change)
-        self.pending: dict[int, dict[str, list[int]]] = {}
+        self.pending: dict[int, dict[str, Sums]] = {}
         self.current: int | None = None  # bucket of the clock at the last tick
         self.dirty: set[tuple[str, str]] = set()
         self.published: dict[tuple[str, str], bool] = {}  # key -> last record was non-empty
@@ -106,16 +108,16 @@ class Aggregation:
         return sorted({b + n for b in self.buckets for n in lengths if start < b + n <= end})
 
     # -- state in and out -------------------------------------------------------------
-    def load(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:
+    def load(self, buckets: Mapping[int, BucketValue], now_ms: int) -> None:
         """Replace the state with persisted buckets (after a recovery)."""
         self.buckets = {b: value for b, value in buckets.items()}
-        self.sums, self.largest, self.pending = {}, {}, {}
+        self.sums, self.pending = {}, {}
         self.current = None
         self.published = {}
         self.advance(now_ms)
         # Say every window of every scope again: one that emptied while no worker ran would
         # otherwise keep its last non-empty record on the compacted totals topic for good.
-        scope_ids = {scope_id for value in self.buckets.values() for scope_id in value["s"]}
+        scope_ids = {scope_id for value in self.buckets.values() for scope_id in value.scopes}
         for scope_id in scope_ids:
             for window in self.reported:
                 self.published[(scope_id, window)] = True
@@ -128,13 +130,13 @@ class Aggregation:
         offset: int,
         now_ms: int,
         after_each: Callable[[dict[str, Any]], None] | None = None,
-    ) -> tuple[dict[int, dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    ) -> tuple[dict[int, BucketValue], list[tuple[dict[str, Any], str]]]:
         """Add a batch's events; return (changed bucket values, rejects with reasons).
 
         `after_each` sees every accepted event once it counts (the rules evaluate there)."""
         oldest = (now_ms // self.resolution_ms) - self.longest
         latest_ms = now_ms + FUTURE_MS
-        changed: dict[int, dict[str, Any]] = {}
+        changed: dict[int, BucketValue] = {}
         rejects: list[tuple[dict[str, Any], str]] = []
         resolution = self.resolution_ms
         for event in events:
@@ -148,66 +150,75 @@ class Aggregation:
                 continue
             value = self.buckets.get(bucket)
             if value is None:
-                value = self.buckets[bucket] = {"o": -1, "s": {}}
-            elif value["o"] >= offset and bucket not in changed:
+                value = self.buckets[bucket] = BucketValue(-1, {})
+            elif value.offset >= offset and bucket not in changed:
                 # this bucket already holds this batch (redelivered after a crash)
                 if after_each is not None:
                     after_each(event)
                 continue
             changed[bucket] = value
-            self._add(bucket, value["s"], event)
+            self._add(bucket, value.scopes, event)
             if after_each is not None:
                 after_each(event)
         for value in changed.values():
-            value["o"] = offset
+            value.offset = offset
         return changed, rejects
 
-    def _add(self, bucket: int, scopes: dict[str, list[Any]], event: dict[str, Any]) -> None:
+    def _add(self, bucket: int, scopes: dict[str, ScopeSums], event: dict[str, Any]) -> None:
         if bucket not in self.pending:  # first touch since the last tick: remember the base
-            self.pending[bucket] = {scope_id: agg[:4] for scope_id, agg in scopes.items()}
+            self.pending[bucket] = {scope_id: entry.sums() for scope_id, entry in scopes.items()}
         # Sums are kept in integer micro-dollars: exact, and independent of the order in
         # which events, redeliveries and recoveries add them up.
         notional = event["notional_usd"]
         micros = int(notional * 1_000_000 + 0.5)
-        side = 0 if event["side"] == "long" else 1
+        is_long = event["side"] == "long"
         candidate = None
         for scope_id in scopes_of(event["exchange"], event["coin"]):
-            agg = scopes.get(scope_id)
-            if agg is None:
-                agg = scopes[scope_id] = [0, 0, 0, 0, None]
-            agg[side] += micros
-            agg[side + 2] += 1
-            current = agg[4]
-            if current is None or notional >= current[0]:
+            entry = scopes.get(scope_id)
+            if entry is None:
+                entry = scopes[scope_id] = ScopeSums(0, 0, 0, 0, None)
+            if is_long:
+                entry.long_micros += micros
+                entry.long_count += 1
+            else:
+                entry.short_micros += micros
+                entry.short_count += 1
+            current = entry.largest
+            if current is None or notional >= current.notional_usd:
                 candidate = candidate or largest_of(event)
                 if current is None or bigger(candidate, current):
-                    agg[4] = candidate
+                    entry.largest = candidate
 
     def window_sums(self, scope_id: str, window: str) -> Sums:
         """A window's sums right now, events since the tick included (what a rule sees after
         each event)."""
         scope_sums = self.sums.get(scope_id)
-        long, short, long_n, short_n = scope_sums.get(window, _ZERO) if scope_sums else _ZERO
+        running = scope_sums.get(window) if scope_sums else None
+        if running is None:
+            long = short = long_n = short_n = 0
+        else:
+            long, short = running.long_micros, running.short_micros
+            long_n, short_n = running.long_count, running.short_count
         current = self.current
         if self.pending and current is not None:
             low = current - self.windows[window]
             buckets = self.buckets
             for bucket, bases in self.pending.items():  # unrolled: called per event and rule
                 if low < bucket <= current:
-                    agg = buckets[bucket]["s"].get(scope_id)
-                    if agg is not None:
+                    entry = buckets[bucket].scopes.get(scope_id)
+                    if entry is not None:
                         base = bases.get(scope_id, _ZERO)
-                        long += agg[0] - base[0]
-                        short += agg[1] - base[1]
-                        long_n += agg[2] - base[2]
-                        short_n += agg[3] - base[3]
+                        long += entry.long_micros - base.long_micros
+                        short += entry.short_micros - base.short_micros
+                        long_n += entry.long_count - base.long_count
+                        short_n += entry.short_count - base.short_count
         return Sums(long, short, long_n, short_n)
 
     def scope_ids(self) -> set[str]:
         """Every scope with sums, or with events waiting for the next tick."""
         ids = set(self.sums)
         for bucket in self.pending:
-            ids.update(self.buckets[bucket]["s"])
+            ids.update(self.buckets[bucket].scopes)
         return ids
 
     # -- time -------------------------------------------------------------------------
@@ -223,10 +234,15 @@ class Aggregation:
             windows = [w for w, n in self.windows.items() if previous - n < bucket <= previous]
             if not windows:
                 continue
-            for scope_id, agg in self.buckets[bucket]["s"].items():
+            for scope_id, entry in self.buckets[bucket].scopes.items():
                 base = bases.get(scope_id, _ZERO)
-                delta = [agg[0] - base[0], agg[1] - base[1], agg[2] - base[2], agg[3] - base[3]]
-                if delta[2] or delta[3]:
+                delta = Sums(
+                    entry.long_micros - base.long_micros,
+                    entry.short_micros - base.short_micros,
+                    entry.long_count - base.long_count,
+                    entry.short_count - base.short_count,
+                )
+                if delta.long_count or delta.short_count:
                     for window in windows:
                         self._shift(scope_id, window, delta, +1, bucket)
         if now_bucket == previous:
@@ -242,26 +258,35 @@ class Aggregation:
         value = self.buckets.get(bucket)
         if value is None:
             return
-        for scope_id, agg in value["s"].items():
-            self._shift(scope_id, window, agg, sign, bucket)
+        for scope_id, entry in value.scopes.items():
+            self._shift(scope_id, window, entry, sign, bucket)
 
-    def _shift(self, scope_id: str, window: str, delta: list[Any], sign: int, bucket: int) -> None:
-        sums = self.sums.setdefault(scope_id, {}).setdefault(window, [0, 0, 0, 0])
-        for i in range(4):
-            sums[i] += sign * delta[i]
-        largest = self.largest.setdefault(scope_id, {})
-        if sums[2] + sums[3] == 0:
-            sums[:] = [0, 0, 0, 0]
-            largest[window] = None
+    def _shift(
+        self, scope_id: str, window: str, delta: Sums | ScopeSums, sign: int, bucket: int
+    ) -> None:
+        """Add (sign +1) or take out (-1) a bucket's sums, or their change, in a window."""
+        windows = self.sums.get(scope_id)
+        if windows is None:
+            windows = self.sums[scope_id] = {}
+        running = windows.get(window)
+        if running is None:
+            running = windows[window] = ScopeSums(0, 0, 0, 0, None)
+        running.long_micros += sign * delta.long_micros
+        running.short_micros += sign * delta.short_micros
+        running.long_count += sign * delta.long_count
+        running.short_count += sign * delta.short_count
+        if running.long_count + running.short_count == 0:
+            running.long_micros = running.short_micros = 0
+            running.largest = None
         elif sign > 0:
-            candidate = self.buckets[bucket]["s"][scope_id][4]
-            current = largest.get(window)
-            if current is None or bigger(candidate, current):
-                largest[window] = candidate
+            candidate = self.buckets[bucket].scopes[scope_id].largest
+            current = running.largest
+            if candidate is not None and (current is None or bigger(candidate, current)):
+                running.largest = candidate
         else:
-            current = largest.get(window)
-            if current is not None and current[1] // self.resolution_ms == bucket:
-                largest[window] = self._scan_largest(scope_id, window)
+            current = running.largest
+            if current is not None and current.ts // self.resolution_ms == bucket:
+                running.largest = self._scan_largest(scope_id, window)
         self.dirty.add((scope_id, window))
 
     def _scan_largest(self, scope_id: str, window: str) -> Largest | None:
@@ -270,16 +295,17 @@ class Aggregation:
         n = self.windows[window]
         for bucket, value in self.buckets.items():
             if self.current - n < bucket <= self.current:
-                agg = value["s"].get(scope_id)
-                if agg is not None and (best is None or bigger(agg[4], best)):
-                    best = agg[4]
+                entry = value.scopes.get(scope_id)
+                largest = None if entry is None else entry.largest
+                if largest is not None and (best is None or bigger(largest, best)):
+                    best = largest
         return best
 
     def _recompute(self, now_bucket: int) -> None:
         """Rebuild every window from the buckets (start, recovery, or a clock going back)."""
         self.pending = {}
         old_keys = {(s, w) for s, windows in self.sums.items() for w in windows}
-        self.sums, self.largest = {}, {}
+        self.sums = {}
         self.current = now_bucket
         for bucket in sorted(self.buckets):
             for window, n in self.windows.items():
@@ -304,14 +330,15 @@ class Aggregation:
         for scope_id, window in sorted(dirty):
             if window not in self.reported:
                 continue
-            sums = self.sums.get(scope_id, {}).get(window, [0, 0, 0, 0])
-            non_empty = sums[2] + sums[3] > 0
+            running = self.sums.get(scope_id, {}).get(window)
+            sums = _ZERO if running is None else running.sums()
+            non_empty = sums.total_count > 0
             if not non_empty and not self.published.get((scope_id, window)):
                 continue  # never reported, still empty: nothing to say
             self.published[(scope_id, window)] = non_empty
             exchange, coin = parse_scope(scope_id)
-            largest = self.largest.get(scope_id, {}).get(window)
-            record = totals_record(exchange, coin, window, now_ms, Sums(*sums), largest)
+            largest = None if running is None else running.largest
+            record = totals_record(exchange, coin, window, now_ms, sums, largest)
             yield totals_key(exchange, coin, window), record
 
     def snapshot(self, now_ms: int) -> list[dict[str, Any]]:
@@ -323,11 +350,13 @@ class Aggregation:
         records = []
         for scope_id in sorted(self.sums):
             scope_sums = self.sums[scope_id]
-            if sum(scope_sums.get(longest, (0, 0, 0, 0))[2:]) == 0:
+            in_longest = scope_sums.get(longest)
+            if in_longest is None or in_longest.long_count + in_longest.short_count == 0:
                 continue
             exchange, coin = parse_scope(scope_id)
             for window in windows:
-                sums = scope_sums.get(window, [0, 0, 0, 0])
-                largest = self.largest[scope_id].get(window)
-                records.append(totals_record(exchange, coin, window, now_ms, Sums(*sums), largest))
+                running = scope_sums.get(window)
+                sums = _ZERO if running is None else running.sums()
+                largest = None if running is None else running.largest
+                records.append(totals_record(exchange, coin, window, now_ms, sums, largest))
         return records

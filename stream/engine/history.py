@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from stream.engine.buckets import BucketValue
 from stream.engine.scope import parse_scope
-from stream.engine.totals import Sums, totals_record
+from stream.engine.totals import ScopeSums, totals_record
 
 HISTORY_MARK_KEY = "mark"  # in the worker's `history` table: {"closed_through": bucket}
 
@@ -33,15 +34,14 @@ def history_record(
     coin: str | None,
     start_ms: int,
     resolution_ms: int,
-    agg: list[Any],
+    entry: ScopeSums,
 ) -> dict[str, Any]:
-    """`agg` = a bucket's [long_micro_usd, short_micro_usd, long_count, short_count, largest].
+    """`entry`: one scope's sums and largest order in the bucket.
 
     USD as the totals give it (micro-dollars converted once) plus the exact integers, which
     is what a reader sums over longer intervals."""
-    *counts, largest = agg
-    sums = Sums(*counts)
-    totals = totals_record(exchange, coin, "", start_ms, sums, largest)
+    sums = entry.sums()
+    totals = totals_record(exchange, coin, "", start_ms, sums, entry.largest)
     return {
         "exchange": exchange,
         "coin": coin,
@@ -60,13 +60,13 @@ def history_record(
 
 
 def bucket_records(
-    bucket: int, value: Mapping[str, Any], resolution_ms: int
+    bucket: int, value: BucketValue, resolution_ms: int
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, record) of every scope of one persisted bucket value ({"o", "s"})."""
+    """(key, record) of every scope of one persisted bucket value."""
     start_ms = bucket * resolution_ms
-    for scope_id in sorted(value["s"]):
+    for scope_id in sorted(value.scopes):
         exchange, coin = parse_scope(scope_id)
-        record = history_record(exchange, coin, start_ms, resolution_ms, value["s"][scope_id])
+        record = history_record(exchange, coin, start_ms, resolution_ms, value.scopes[scope_id])
         yield history_key(exchange, coin, start_ms), record
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import msgspec
+
 from stream.engine.scope import scope_id
 
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
@@ -12,8 +14,8 @@ FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from
 
 class Sums(NamedTuple):
     """A window's (or bucket's) sums as they travel between the engine, the rules and the
-    records: USD in integer micro-dollars (exact), counts per position side. Stored bucket
-    entries keep these four first, positionally, then the largest order (stream.engine.buckets)."""
+    records: USD in integer micro-dollars (exact), counts per position side. A bucket's or a
+    window's running sums, with their largest order, are a `ScopeSums`."""
 
     long_micros: int
     short_micros: int
@@ -31,13 +33,42 @@ class Sums(NamedTuple):
 
 ZERO_SUMS = Sums(0, 0, 0, 0)
 
-# The largest event of a bucket or window, as stored in the table (JSON list):
-# [notional_usd, ts, id, exchange, symbol, side, price, quantity]
-Largest = list[Any]
+
+class Largest(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The largest order of a bucket or window. Stored (stream.engine.buckets) as the JSON
+    array [notional_usd, ts, id, exchange, symbol, side, price, quantity], in that order.
+
+    Immutable: one instance is shared by every scope (and window) it is the largest of.
+    `gc=False`: it holds scalars only, so the collector need not track millions of them."""
+
+    notional_usd: float
+    ts: int
+    id: str
+    exchange: str
+    symbol: str
+    side: str
+    price: float
+    quantity: float
+
+
+class ScopeSums(msgspec.Struct, array_like=True, gc=False):
+    """One scope's sums and largest order in a bucket (stored, stream.engine.buckets, as the
+    JSON array [long_micros, short_micros, long_count, short_count, largest]) or in a window
+    (running). Mutable: the hot path adds to it in place. `gc=False`: it holds ints and a
+    `Largest` only, never a reference cycle."""
+
+    long_micros: int
+    short_micros: int
+    long_count: int
+    short_count: int
+    largest: Largest | None  # None: no event yet (a window emptied; never stored so)
+
+    def sums(self) -> Sums:
+        return Sums(self.long_micros, self.short_micros, self.long_count, self.short_count)
 
 
 def largest_of(event: dict[str, Any]) -> Largest:
-    return [
+    return Largest(
         event["notional_usd"],
         event["ts"],
         event["id"],
@@ -46,16 +77,16 @@ def largest_of(event: dict[str, Any]) -> Largest:
         event["side"],
         event["price"],
         event["quantity"],
-    ]
+    )
 
 
 def bigger(a: Largest, b: Largest) -> bool:
     """Larger notional wins; ties go to the earlier event, then the smaller id (deterministic)."""
-    if a[0] != b[0]:
-        return bool(a[0] > b[0])
-    if a[1] != b[1]:
-        return bool(a[1] < b[1])
-    return bool(a[2] < b[2])
+    if a.notional_usd != b.notional_usd:
+        return a.notional_usd > b.notional_usd
+    if a.ts != b.ts:
+        return a.ts < b.ts
+    return a.id < b.id
 
 
 @lru_cache(maxsize=65_536)
@@ -96,13 +127,13 @@ def totals_record(
         "largest": None
         if largest is None
         else {
-            "id": largest[2],
-            "exchange": largest[3],
-            "symbol": largest[4],
-            "side": largest[5],
-            "price": largest[6],
-            "quantity": largest[7],
-            "notional_usd": largest[0],
-            "ts": largest[1],
+            "id": largest.id,
+            "exchange": largest.exchange,
+            "symbol": largest.symbol,
+            "side": largest.side,
+            "price": largest.price,
+            "quantity": largest.quantity,
+            "notional_usd": largest.notional_usd,
+            "ts": largest.ts,
         },
     }

@@ -28,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from stream.config import Settings
 from stream.engine.aggregation import Aggregation, batch_events
-from stream.engine.buckets import decode_bucket, encode_bucket
+from stream.engine.buckets import BucketValue, decode_bucket, encode_bucket
 from stream.engine.evaluator import RuleEvaluator
 from stream.engine.recovery import plan_recovery
 from stream.engine.rules import RuleSet
@@ -124,7 +124,7 @@ class WorkerAgents:
         committed, end = await self._batches_offsets() if self.active else (0, 0)
         plan = plan_recovery(
             active=self.active,
-            bucket_offsets={bucket: value["o"] for bucket, value in buckets.items()},
+            bucket_offsets={bucket: value.offset for bucket, value in buckets.items()},
             committed=committed,
             end=end,
             fence_history=self.breaches.fence_history() if self.active else [],
@@ -143,7 +143,7 @@ class WorkerAgents:
                 end,
             )
             for value in buckets.values():
-                value["o"] = -1
+                value.offset = -1
         self.aggregation.load(buckets if self.active else {}, now)
         self.rewrite = list(plan.rewrite)
         await self.breaches.recover(plan, now)
@@ -161,7 +161,7 @@ class WorkerAgents:
             len(buckets),
         )
 
-    def _table_buckets(self) -> dict[int, dict[str, Any]]:
+    def _table_buckets(self) -> dict[int, BucketValue]:
         """The bucket values the table holds (tombstones not compacted away yet skipped)."""
         buckets = {}
         for key, value in self.table.items():

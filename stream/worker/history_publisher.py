@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import faust
 import orjson
 from faust.types import TableT
 from prometheus_client import CollectorRegistry, Counter
 
+from stream.engine.buckets import BucketValue
 from stream.engine.history import HISTORY_MARK_KEY, HistoryClock, bucket_records
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class HistoryPublisher:
         log.info("history published as closed through bucket %s", self.clock.closed_through)
 
     async def publish_changed(
-        self, changed: Iterable[int], buckets: Mapping[int, dict[str, Any]]
+        self, changed: Iterable[int], buckets: Mapping[int, BucketValue]
     ) -> None:
         """Buckets a batch changed after they had closed: their records again (late events).
         Call before the batch's bucket writes, inside the agent (Faust's RocksDB store takes
@@ -63,7 +63,7 @@ class HistoryPublisher:
         if mark is not None:
             self.table[HISTORY_MARK_KEY] = orjson.dumps(mark)
 
-    async def publish_closed(self, buckets: Mapping[int, dict[str, Any]], now_ms: int) -> None:
+    async def publish_closed(self, buckets: Mapping[int, BucketValue], now_ms: int) -> None:
         """Buckets the clock closed since the last call (before they can expire)."""
         due, through = self.clock.closing(buckets, now_ms)
         if due:
@@ -71,7 +71,7 @@ class HistoryPublisher:
         self.clock.closed(through)  # remembered with the next batch
 
     async def _send(
-        self, chosen: list[int], buckets: Mapping[int, dict[str, Any]], cause: str
+        self, chosen: list[int], buckets: Mapping[int, BucketValue], cause: str
     ) -> None:
         producer = self.app.producer
         futures = []

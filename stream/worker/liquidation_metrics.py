@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from stream.engine.scope import parse_scope
-from stream.engine.totals import ZERO_SUMS, Sums
+from stream.engine.totals import ScopeSums
 
 TOP_COINS = 20
 MAX_COIN_LABELS = 2 * TOP_COINS
@@ -48,14 +48,15 @@ def applied_events(
             yield event
 
 
-def top_coins(sums: Mapping[str, Mapping[str, list[int]]], window: str, n: int) -> list[str]:
+def top_coins(sums: Mapping[str, Mapping[str, ScopeSums]], window: str, n: int) -> list[str]:
     """The `n` coins with the most USD liquidated in `window` (ties by name), from the
-    aggregation's window sums ({scope_id: {window: [long, short, long_n, short_n]}})."""
+    aggregation's window sums ({scope_id: {window: ScopeSums}})."""
     ranked = []
     for scope_id, windows in sums.items():
         exchange, coin = parse_scope(scope_id)
-        if exchange is None and coin is not None:
-            in_window = Sums(*windows.get(window, ZERO_SUMS))
+        running = windows.get(window)
+        if exchange is None and coin is not None and running is not None:
+            in_window = running.sums()
             if in_window.total_count:
                 ranked.append((-in_window.total_micros, coin))
     return [coin for _, coin in sorted(ranked)[:n]]
@@ -81,7 +82,7 @@ class LiquidationCounters(Collector):
             micros[key] = micros.get(key, 0) + int(event["notional_usd"] * 1_000_000 + 0.5)
             counts[key] = counts.get(key, 0) + 1
 
-    def rank(self, sums: Mapping[str, Mapping[str, list[int]]], window: str, now_ms: int) -> None:
+    def rank(self, sums: Mapping[str, Mapping[str, ScopeSums]], window: str, now_ms: int) -> None:
         """Label the current top coins (labels are kept). At most every RANK_INTERVAL_MS,
         except while fewer than `top` coins have a label (a worker that just started)."""
         recent = self.ranked_at_ms is not None and now_ms - self.ranked_at_ms < RANK_INTERVAL_MS

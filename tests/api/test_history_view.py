@@ -10,6 +10,7 @@ import pytest
 
 from stream.config import load_settings
 from stream.engine.history import history_record
+from stream.engine.totals import Largest, ScopeSums
 from stream.view.consumer import ViewFeeder
 from stream.view.fanout import StreamFilter
 from stream.view.history import HistoryStore, _decode
@@ -24,8 +25,8 @@ DAY = 86_400_000
 T0 = 1_700_006_400_000  # 2023-11-15T00:00:00Z, a day boundary
 
 
-def largest(notional: float, ts: int, id_: str = "x") -> list:
-    return [notional, ts, id_, "bybit", "BTCUSDT", "long", 100.0, notional / 100.0]
+def largest(notional: float, ts: int, id_: str = "x") -> Largest:
+    return Largest(notional, ts, id_, "bybit", "BTCUSDT", "long", 100.0, notional / 100.0)
 
 
 def record(
@@ -35,10 +36,11 @@ def record(
     counts: tuple[int, int] = (1, 0),
     exchange: str | None = None,
     coin: str | None = None,
-    big: list | None = None,
+    big: Largest | None = None,
 ) -> dict:
     big = big or largest(1.0, start)
-    return history_record(exchange, coin, start, MINUTE, [long_micros, short_micros, *counts, big])
+    entry = ScopeSums(long_micros, short_micros, *counts, big)
+    return history_record(exchange, coin, start, MINUTE, entry)
 
 
 def test_intervals_sum_exactly_and_every_one_is_present() -> None:
@@ -204,7 +206,9 @@ def test_the_feeder_takes_history_records_tells_them_and_skips_bad_ones() -> Non
 def test_a_kept_row_gives_back_every_field_of_its_largest_order() -> None:
     """Rows are kept packed: texts of any length and alphabet, and numbers, come back."""
     store = HistoryStore(MINUTE, 2 * DAY, 30 * DAY)
-    big = [1234.5, T0 + 7, "ü-\x1f-" + "x" * 300, "okx", "ÉTH-USDT-SWAP", "short", 0.25, 4938.0]
+    big = Largest(
+        1234.5, T0 + 7, "ü-\x1f-" + "x" * 300, "okx", "ÉTH-USDT-SWAP", "short", 0.25, 4938.0
+    )
     store.add(record(T0, 7, 9, (2, 3), exchange="okx", coin="ETH", big=big), T0)
     store.add(record(T0 + MINUTE, 1, 0, (1, 0), exchange="okx", coin="ETH"), T0)
     params = {"from": str(T0), "to": str(T0 + 2 * MINUTE), "interval": "1m", "coin": "eth"}
@@ -216,7 +220,7 @@ def test_a_kept_row_gives_back_every_field_of_its_largest_order() -> None:
         3,
     )
     assert first["largest"] == {
-        "id": big[2],
+        "id": big.id,
         "exchange": "okx",
         "symbol": "ÉTH-USDT-SWAP",
         "side": "short",

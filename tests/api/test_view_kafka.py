@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 
 from stream.config import Settings
 from stream.engine.history import history_record
+from stream.engine.totals import Largest, ScopeSums
 from stream.kafka import Topics, client_options
 from stream.topics import ensure_topics
 from stream.view.consumer import Subscriber, ViewFeeder
@@ -206,12 +207,13 @@ async def test_history_is_read_after_the_rest_and_only_where_it_is_served(
     await ensure_topics(kafka_settings)
     minute = 60_000
     start = int(time.time() * 1000) // minute * minute - 10 * minute
-    big = [5.0, start, "x", "okx", "BTC-USDT-SWAP", "long", 100.0, 0.05]
+    big = Largest(5.0, start, "x", "okx", "BTC-USDT-SWAP", "long", 100.0, 0.05)
     producer = AIOKafkaProducer(**client_options(kafka_settings))
     await producer.start()
     try:
         for n in range(3):
-            record = history_record(None, "BTC", start + n * minute, minute, [n + 1, 0, 1, 0, big])
+            entry = ScopeSums(n + 1, 0, 1, 0, big)
+            record = history_record(None, "BTC", start + n * minute, minute, entry)
             await producer.send_and_wait(
                 topics.history, orjson.dumps(record), key=f"*:BTC:{start + n * minute}".encode()
             )

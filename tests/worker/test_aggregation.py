@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.engine.aggregation import Aggregation, batch_events
+from stream.engine.buckets import decode_bucket, encode_bucket
 from stream.errors import Rejected
 from stream.schema import make_event as schema_event
 from stream.worker.batcher import batch_value
@@ -126,14 +127,14 @@ def test_redelivered_batches_count_once_even_after_a_partial_crash(steps: list) 
         changed, _ = whole.apply_batch(batch, offset, now)
         persisted = sorted(changed)[: len(changed) // 2]  # the crash lost the rest
         for bucket in persisted:
-            table[bucket] = orjson.dumps(changed[bucket])
+            table[bucket] = encode_bucket(changed[bucket])
         recovered = Aggregation(WINDOWS_MS, RESOLUTION_MS)
-        recovered.load({b: orjson.loads(v) for b, v in table.items()}, now)
+        recovered.load({b: decode_bucket(v) for b, v in table.items()}, now)
         changed_again, _ = recovered.apply_batch(copy.deepcopy(batch), offset, now)
         for bucket, value in changed_again.items():
-            table[bucket] = orjson.dumps(value)
+            table[bucket] = encode_bucket(value)
         final = Aggregation(WINDOWS_MS, RESOLUTION_MS)
-        final.load({b: orjson.loads(v) for b, v in table.items()}, now)
+        final.load({b: decode_bucket(v) for b, v in table.items()}, now)
         assert final.snapshot(now) == whole.snapshot(now)
 
 

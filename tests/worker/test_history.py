@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stream.engine.aggregation import Aggregation
 from stream.engine.history import HistoryClock, bucket_records, history_key, history_record
+from stream.engine.totals import Largest, ScopeSums
 
 MINUTE = 60_000
 T0 = 1_700_000_040_000  # 2023-11-14T22:14:00Z, a minute boundary
@@ -24,8 +25,9 @@ def event(n: int, ts: int, notional: float, side: str = "long", exchange: str = 
 
 
 def test_record_is_the_buckets_exact_sums() -> None:
-    largest = [2_000.5, T0 + 5, "e1", "bybit", "BTCUSDT", "short", 100_000.0, 0.020005]
-    record = history_record("bybit", "BTC", T0, MINUTE, [1_500_000, 2_250_001, 2, 1, largest])
+    largest = Largest(2_000.5, T0 + 5, "e1", "bybit", "BTCUSDT", "short", 100_000.0, 0.020005)
+    entry = ScopeSums(1_500_000, 2_250_001, 2, 1, largest)
+    record = history_record("bybit", "BTC", T0, MINUTE, entry)
     assert history_key("bybit", "BTC", T0) == f"bybit:BTC:{T0}"
     assert history_key(None, None, T0) == f"*:*:{T0}"
     assert record == {

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream.config import Settings
 from stream.engine.aggregation import Aggregation
+from stream.engine.totals import ScopeSums
 from stream.topics import ensure_topics
 from stream.worker.liquidation_metrics import (
     OTHER,
@@ -96,13 +97,13 @@ def test_counts_usd_and_orders_by_exchange_coin_and_side_once_per_applied_event(
 
 def test_top_coins_rank_by_usd_of_the_window_then_name() -> None:
     sums = {
-        "*|*": {"1h": [900, 900, 9, 9]},
-        "*|BTC": {"1h": [500, 100, 3, 1]},
-        "*|ETH": {"1h": [0, 600, 0, 2]},  # ties BTC: by name
-        "*|SOL": {"1h": [10, 0, 1, 0], "5m": [10_000, 0, 1, 0]},
-        "*|XRP": {"5m": [1, 0, 1, 0]},  # nothing in 1h
-        "binance|*": {"1h": [10_000, 0, 5, 0]},  # exchange scopes are no coins
-        "binance|DOGE": {"1h": [10_000, 0, 5, 0]},
+        "*|*": {"1h": ScopeSums(900, 900, 9, 9, None)},
+        "*|BTC": {"1h": ScopeSums(500, 100, 3, 1, None)},
+        "*|ETH": {"1h": ScopeSums(0, 600, 0, 2, None)},  # ties BTC: by name
+        "*|SOL": {"1h": ScopeSums(10, 0, 1, 0, None), "5m": ScopeSums(10_000, 0, 1, 0, None)},
+        "*|XRP": {"5m": ScopeSums(1, 0, 1, 0, None)},  # nothing in 1h
+        "binance|*": {"1h": ScopeSums(10_000, 0, 5, 0, None)},  # exchange scopes are no coins
+        "binance|DOGE": {"1h": ScopeSums(10_000, 0, 5, 0, None)},
     }
     assert top_coins(sums, "1h", 2) == ["BTC", "ETH"]
     assert top_coins(sums, "1h", 10) == ["BTC", "ETH", "SOL"]
@@ -112,17 +113,24 @@ def test_top_coins_rank_by_usd_of_the_window_then_name() -> None:
 def test_coin_labels_are_kept_once_given_and_bounded() -> None:
     counters = LiquidationCounters(top=2, max_labels=3)
     minute = 60_000
-    counters.rank({"*|BTC": {"24h": [5, 0, 1, 0]}, "*|ETH": {"24h": [4, 0, 1, 0]}}, "24h", 0)
+    counters.rank(
+        {
+            "*|BTC": {"24h": ScopeSums(5, 0, 1, 0, None)},
+            "*|ETH": {"24h": ScopeSums(4, 0, 1, 0, None)},
+        },
+        "24h",
+        0,
+    )
     assert counters.labelled == {"BTC", "ETH"}
     # within the rank interval nothing changes once `top` coins have labels
-    counters.rank({"*|SOL": {"24h": [50, 0, 1, 0]}}, "24h", minute - 1)
+    counters.rank({"*|SOL": {"24h": ScopeSums(50, 0, 1, 0, None)}}, "24h", minute - 1)
     assert counters.labelled == {"BTC", "ETH"}
     # SOL and DOGE overtake ETH: SOL joins, ETH keeps its label, DOGE finds no room left
     ranked = {
-        "*|SOL": {"24h": [50, 0, 1, 0]},
-        "*|DOGE": {"24h": [40, 0, 1, 0]},
-        "*|BTC": {"24h": [5, 0, 1, 0]},
-        "*|ETH": {"24h": [4, 0, 1, 0]},
+        "*|SOL": {"24h": ScopeSums(50, 0, 1, 0, None)},
+        "*|DOGE": {"24h": ScopeSums(40, 0, 1, 0, None)},
+        "*|BTC": {"24h": ScopeSums(5, 0, 1, 0, None)},
+        "*|ETH": {"24h": ScopeSums(4, 0, 1, 0, None)},
     }
     counters.rank(ranked, "24h", minute)
     assert counters.labelled == {"BTC", "ETH", "SOL"}
@@ -143,9 +151,11 @@ def test_a_new_process_labels_nothing_until_it_ranks_then_fills_its_top_at_once(
         ("liqstream_liquidations_total", "okx", OTHER, "long"): 1,
     }
     counters.rank({}, "24h", 0)  # nothing ranked yet (a fresh start)
-    counters.rank({"*|BTC": {"24h": [5, 0, 1, 0]}}, "24h", 1_000)  # not a minute later
+    counters.rank(
+        {"*|BTC": {"24h": ScopeSums(5, 0, 1, 0, None)}}, "24h", 1_000
+    )  # not a minute later
     assert counters.labelled == {"BTC"}
-    counters.rank({"*|ETH": {"24h": [5, 0, 1, 0]}}, "24h", 2_000)
+    counters.rank({"*|ETH": {"24h": ScopeSums(5, 0, 1, 0, None)}}, "24h", 2_000)
     assert counters.labelled == {"BTC", "ETH"}
 
 
