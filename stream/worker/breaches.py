@@ -17,7 +17,6 @@ can start reading before the first record of the oldest batch that will be deliv
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -154,7 +153,7 @@ class BreachKeeper:
                 states[(name, scope_id)] = RuleState(data["b"], data["t"])
         self.history = self.fence_history()
         self.fence = dict(plan.fence)
-        records = await asyncio.to_thread(asyncio.run, self._read_past(dict(plan.replay_from)))
+        records = await self._read_past(dict(plan.replay_from))
         replay = plan.replay(records)
         self.redelivered_until = replay.redelivered_until
         evaluator.restore(states, replay.apply, replay.suppress)
@@ -169,12 +168,7 @@ class BreachKeeper:
         )
 
     async def _read_past(self, start: dict[int, int]) -> list[tuple[int, int, dict[str, Any]]]:
-        """(timestamp, batch, record) of the records from `start` to the end.
-
-        Runs on an event loop of its own (in a thread), apart from Faust's: with this
-        consumer on the worker's loop during recovery, the agent got no records after some
-        restarts (faust-streaming 0.11, aiokafka 0.14; possibly the same cause as the seek in
-        WorkerAgents._rebuild_state, not isolated further)."""
+        """(timestamp, batch, record) of the records from `start` to the end."""
         # Subscribed without a group: every partition is assigned, nothing is committed.
         consumer = AIOKafkaConsumer(
             self.topic, **client_options(self.settings), enable_auto_commit=False, group_id=None
