@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     worker_id: str = Field(
         "liqstream", description="Faust app id: consumer group and changelog topic names"
     )
+    worker_instance_id: str = Field(
+        "auto",
+        description="static consumer-group member id of the worker (auto: one made at first "
+        "start and kept in the data dir; none: dynamic membership)",
+    )
     table_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb", description="worker table store (memory: rebuilt from changelogs at start)"
     )

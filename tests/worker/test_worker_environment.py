@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -110,3 +112,20 @@ async def test_a_worker_in_a_foreign_environment(kafka_settings: Settings, tmp_p
                 await get_status(session, f"http://127.0.0.2:{port}/healthz")
     finally:
         worker.stop(signal.SIGKILL)
+
+
+def test_static_member_id_follows_the_state_dir(tmp_path: Path) -> None:
+    """Same data dir: the same member after a restart (it takes its partitions back at once);
+    another data dir or prefix: another member; or an explicit id, or none at all."""
+
+    def member(data_dir: Path = tmp_path / "a", **overrides: Any) -> str | None:
+        settings = load_settings(data_dir=data_dir, **overrides)
+        return create_app(settings).conf.consumer_group_instance_id
+
+    first = member()
+    assert first is not None and first.startswith(socket.gethostname())
+    assert member() == first
+    assert member(tmp_path / "b") not in (None, first)
+    assert member(topic_prefix="other.") not in (None, first)
+    assert member(worker_instance_id="worker-3") == "worker-3"
+    assert member(worker_instance_id="none") is None
