@@ -302,16 +302,66 @@ class Aggregation:
         return best
 
     def _recompute(self, now_bucket: int) -> None:
-        """Rebuild every window from the buckets (start, recovery, or a clock going back)."""
+        """Rebuild every window from the buckets (start, recovery, or a clock going back).
+
+        In one pass from the newest bucket back, each scope's running sums taken as each
+        window's when the pass leaves that window: every bucket is added once, not once per
+        window containing it (the bulk of a restart's rebuild)."""
         self.pending = {}
         old_keys = {(s, w) for s, windows in self.sums.items() for w in windows}
         self.sums = {}
         self.current = now_bucket
-        for bucket in sorted(self.buckets):
-            for window, n in self.windows.items():
-                if now_bucket - n < bucket <= now_bucket:
-                    self._move(bucket, window, +1)
+        by_length = sorted(self.windows.items(), key=lambda item: item[1])
+        longest = by_length[-1][1] if by_length else 0
+        running: dict[str, ScopeSums] = {}
+        taken = 0
+        newest_first = sorted(
+            (b for b in self.buckets if now_bucket - longest < b <= now_bucket), reverse=True
+        )
+        for bucket in newest_first:
+            age = now_bucket - bucket  # a window of n buckets holds the ages below n
+            while by_length[taken][1] <= age:
+                self._take_window(by_length[taken][0], running)
+                taken += 1
+            for scope_id, entry in self.buckets[bucket].scopes.items():
+                sums = running.get(scope_id)
+                if sums is None:
+                    running[scope_id] = ScopeSums(
+                        entry.long_micros,
+                        entry.short_micros,
+                        entry.long_count,
+                        entry.short_count,
+                        entry.largest,
+                    )
+                    continue
+                sums.long_micros += entry.long_micros
+                sums.short_micros += entry.short_micros
+                sums.long_count += entry.long_count
+                sums.short_count += entry.short_count
+                candidate = entry.largest
+                if candidate is not None and (
+                    sums.largest is None or bigger(candidate, sums.largest)
+                ):
+                    sums.largest = candidate
+        for window, _ in by_length[taken:]:
+            self._take_window(window, running)
         self.dirty |= old_keys
+
+    def _take_window(self, window: str, running: Mapping[str, ScopeSums]) -> None:
+        """A copy of every scope's running sums as `window`'s (see `_recompute`)."""
+        sums, dirty = self.sums, self.dirty
+        for scope_id, entry in running.items():
+            windows = sums.get(scope_id)
+            if windows is None:
+                windows = sums[scope_id] = {}
+            windows[window] = ScopeSums(
+                entry.long_micros,
+                entry.short_micros,
+                entry.long_count,
+                entry.short_count,
+                entry.largest,
+            )
+            dirty.add((scope_id, window))
 
     def expire(self, now_ms: int) -> list[int]:
         """Forget buckets older than the longest window; return them (to delete from the table)."""
