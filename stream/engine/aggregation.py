@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
+from msgspec.structs import replace as copy
 
 from stream.engine.buckets import BucketValue
 from stream.engine.scope import parse_scope
@@ -326,13 +327,7 @@ class Aggregation:
             for scope_id, entry in self.buckets[bucket].scopes.items():
                 sums = running.get(scope_id)
                 if sums is None:
-                    running[scope_id] = ScopeSums(
-                        entry.long_micros,
-                        entry.short_micros,
-                        entry.long_count,
-                        entry.short_count,
-                        entry.largest,
-                    )
+                    running[scope_id] = copy(entry)
                     continue
                 sums.long_micros += entry.long_micros
                 sums.short_micros += entry.short_micros
@@ -354,13 +349,7 @@ class Aggregation:
             windows = sums.get(scope_id)
             if windows is None:
                 windows = sums[scope_id] = {}
-            windows[window] = ScopeSums(
-                entry.long_micros,
-                entry.short_micros,
-                entry.long_count,
-                entry.short_count,
-                entry.largest,
-            )
+            windows[window] = copy(entry)
             dirty.add((scope_id, window))
 
     def expire(self, now_ms: int) -> list[int]:

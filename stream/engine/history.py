@@ -19,14 +19,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from stream.engine.buckets import BucketValue
-from stream.engine.scope import parse_scope
+from stream.engine.scope import parse_scope, topic_key
 from stream.engine.totals import ScopeSums, totals_record
 
 HISTORY_MARK_KEY = "mark"  # in the worker's `history` table: {"closed_through": bucket}
 
 
 def history_key(exchange: str | None, coin: str | None, start_ms: int) -> str:
-    return f"{exchange or '*'}:{coin or '*'}:{start_ms}"
+    return topic_key(exchange, coin, start_ms)
 
 
 def history_record(

@@ -1,7 +1,7 @@
 """A scope: all exchanges or one, all coins or one. Its one textual form, `exchange|coin` with
 `*` for "all" (the id the engine keys sums, rule states and stored buckets by), is made and
-read here only. The keys users see on the topics (`exchange:coin:window`, docs/windows.md) are
-built from the parts by `totals.totals_key` and `history.history_key`."""
+read here only, as are the keys users see on the topics (`exchange:coin:window` and
+`exchange:coin:start`, docs/windows.md: `topic_key`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class Scope(NamedTuple):
 def scope_id(exchange: str | None, coin: str | None) -> str:
     """The id of a scope (None or "*" for a part means all)."""
     return f"{exchange or ALL}|{coin or ALL}"
+
+
+def topic_key(exchange: str | None, coin: str | None, last: str | int) -> str:
+    """The key of a scope's record on a topic: `exchange:coin:` then its window or start."""
+    return f"{exchange or ALL}:{coin or ALL}:{last}"
 
 
 @lru_cache(maxsize=65_536)

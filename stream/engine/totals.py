@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from stream.engine.scope import scope_id
+from stream.engine.scope import scope_id, topic_key
 
 FUTURE_MS = 5 * 60_000  # events further ahead of the clock are rejected as from_future
 
@@ -101,7 +101,7 @@ def scopes_of(exchange: str, coin: str) -> tuple[str, str, str, str]:
 
 
 def totals_key(exchange: str | None, coin: str | None, window: str) -> str:
-    return f"{exchange or '*'}:{coin or '*'}:{window}"
+    return topic_key(exchange, coin, window)
 
 
 def totals_record(

@@ -76,7 +76,9 @@ class WebhookSink:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             assigned = [asyncio.Event() for _ in self.urls]
             loops = [
-                asyncio.create_task(self._deliver(session, url, ready), name=f"webhook-{n}")
+                asyncio.create_task(
+                    self._deliver(session, url, str(n + 1), ready), name=f"webhook-{n}"
+                )
                 for n, (url, ready) in enumerate(zip(self.urls, assigned, strict=True))
             ]
             waiting = asyncio.gather(*(ready.wait() for ready in assigned))
@@ -102,8 +104,9 @@ class WebhookSink:
         return f"{self.group_id}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
     async def _deliver(
-        self, session: aiohttp.ClientSession, url: str, ready: asyncio.Event
+        self, session: aiohttp.ClientSession, url: str, webhook: str, ready: asyncio.Event
     ) -> None:
+        """`webhook`: the URL's position in the list (from 1), its counters' label."""
         consumer = AIOKafkaConsumer(
             self.topic,
             **client_options(self.settings),
@@ -119,14 +122,15 @@ class WebhookSink:
                     ready.set()
                 for records in batch.values():
                     for record in records:
-                        await self._post(session, url, record.value)
+                        await self._post(session, url, webhook, record.value)
                 if batch:
                     await consumer.commit()
         finally:
             await consumer.stop()
 
-    async def _post(self, session: aiohttp.ClientSession, url: str, body: bytes) -> None:
-        webhook = str(self.urls.index(url) + 1)
+    async def _post(
+        self, session: aiohttp.ClientSession, url: str, webhook: str, body: bytes
+    ) -> None:
         try:
             async for attempt in stamina.retry_context(
                 on=(aiohttp.ClientError, asyncio.TimeoutError, RetryableStatus),

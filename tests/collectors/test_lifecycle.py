@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -40,17 +39,16 @@ from stream.fake_rest import (
     synthetic_bases,
 )
 from stream.simulators import simulator_for
-from tests.collectors.test_shells import TOPICS, RecordingPublisher, run_collector
+from tests.collectors.test_shells import (
+    TOPICS,
+    RecordingPublisher,
+    assert_follows_listing_change,
+    run_collector,
+    until,
+)
 
 SEQ = itertools.count(1)
 HTX_FUTURES = HTX[2]
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.05)
-    assert condition(), what
 
 
 def listing(rest: FakeRest, feed: Feed, count: int) -> None:
@@ -125,20 +123,10 @@ async def test_every_listed_instrument_live_then_listing_changes(
         )
         assert coverage()["instruments_listed"] == count and coverage()["rejected"] == []
         assert metrics.connected.labels(feed.name)._value.get() == 1
-        connections_before = fake.connections
 
         late = list_one_more(rest, feed)
         gone = delist_one(rest, feed)
-        assert await book.refresh(force=True)
-        await until(lambda: late in live(), "the symbol listed later is live")
-        await until(
-            lambda: per_symbol.topic(gone) not in fake.subscribed_topics(),
-            "the delisted symbol is unsubscribed",
-        )
-        assert fake.connections == connections_before  # without reconnecting
-        await until(
-            lambda: coverage().get("instruments_subscribed") == count, "coverage after changes"
-        )
+        await assert_follows_listing_change(collector, book, fake, late, gone, count)
         assert coverage()["instruments_listed"] == count
         assert gone not in book.symbols() and gone in book  # rules kept for late frames
     finally:

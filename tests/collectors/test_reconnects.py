@@ -37,16 +37,9 @@ from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange, Script, generated_frames
 from stream.fake_rest import FakeRest, bybit_row, bybit_rows
 from stream.simulators import simulator_for
-from tests.collectors.test_shells import TOPICS, RecordingPublisher
+from tests.collectors.test_shells import TOPICS, RecordingPublisher, until
 
 (LIGHTER,) = lighter.FEEDS
-
-
-async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.05)
-    assert condition(), what
 
 
 async def answering(body: object | Callable[[], object]) -> tuple[web.AppRunner, str]:

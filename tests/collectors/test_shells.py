@@ -7,6 +7,7 @@ import dataclasses
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
@@ -74,6 +75,42 @@ class RunningCollector:
     async def stop(self) -> None:
         self.connection.stop.set()
         await self.task
+
+
+async def until(condition: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not condition():
+            await asyncio.sleep(0.05)
+    assert condition(), what
+
+
+async def assert_follows_listing_change(
+    collector: RunningCollector,
+    book: InstrumentBook,
+    fake: FakeExchange,
+    late: str,
+    gone: str,
+    count: int,
+    timeout_s: float = 30.0,
+) -> None:
+    """After a refresh of a listing that gained `late` and lost `gone`: `late` is live,
+    `gone` unsubscribed, on the same connections, and coverage counts `count` again."""
+    per_symbol = collector.connection.feed.per_symbol
+    assert per_symbol is not None
+    connections_before = fake.connections
+    assert await book.refresh(force=True)
+    await until(lambda: late in collector.live(), "the symbol listed later is live", timeout_s)
+    await until(
+        lambda: per_symbol.topic(gone) not in fake.subscribed_topics(),
+        "the delisted symbol is unsubscribed",
+        timeout_s,
+    )
+    assert fake.connections == connections_before  # without reconnecting
+    await until(
+        lambda: collector.coverage().get("instruments_subscribed") == count,
+        "coverage after changes",
+        timeout_s,
+    )
 
 
 async def run_collector(feed: Feed, book: InstrumentBook, fake: FakeExchange) -> RunningCollector:
