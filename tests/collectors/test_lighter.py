@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -18,7 +16,7 @@ from stream.collectors.venue import Instrument
 from stream.fake_exchange import FakeExchange
 from stream.simulators import simulator_for
 from stream.simulators.lighter import FakeSession
-from tests.collectors.test_shells import run_collector
+from tests.collectors.test_shells import run_collector, until
 from tests.collectors.venue_helpers import RECEIVED_TS, assert_event, assert_round_trip, fixture
 
 (FEED,) = lighter.FEEDS
@@ -264,13 +262,6 @@ async def _order_book_details(markets: list[dict]) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}/api/v1/orderBookDetails"
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.05)
-    assert condition(), what
-
-
 async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_only_itself(
     tmp_path: Path,
 ) -> None:
@@ -298,11 +289,11 @@ async def test_every_market_live_over_connections_of_100_and_a_refusal_costs_onl
 
     try:
         wanted = {f"C{n}:{n}" for n in range(150)} - {"C7:7"}
-        await _until(lambda: wanted <= live(), "every market but the refused one live")
+        await until(lambda: wanted <= live(), "every market but the refused one live", 60.0)
         assert "C7:7" not in live()
         assert fake.connections == 2
         assert sorted(len(s.topics) for s in fake.sessions.values()) == [49, 100]
-        await _until(lambda: bool(coverage().get("rejected")), "the refusal in coverage")
+        await until(lambda: bool(coverage().get("rejected")), "the refusal in coverage", 60.0)
         assert coverage()["rejected"] == [
             {"topic": "trade/7", "reason": "30012: invalid channel: trade/7"}
         ]
